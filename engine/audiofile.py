@@ -1,0 +1,55 @@
+"""Reading and writing audio files (soundfile), with errors that name the file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import soundfile
+from scipy.signal import resample_poly
+
+from engine.errors import InputError
+
+
+def read_source(path: str | Path, sample_rate: int, channels: int, length: int) -> np.ndarray:
+    """An audio file as float32 (channels, length) at `sample_rate`: resampled, channels
+    matched (mono is duplicated, extra channels dropped), cropped or zero-padded."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "audio file not found")
+    try:
+        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
+        raise InputError(path, f"cannot read audio ({str(error).strip().splitlines()[-1]})") from None
+    if data.shape[0] == 0:
+        raise InputError(path, "audio file is empty")
+    if not np.all(np.isfinite(data)):
+        raise InputError(path, "audio file holds NaN or infinite samples")
+    audio = data.T
+    if rate != sample_rate:
+        ratio = Fraction(sample_rate, rate)
+        audio = resample_poly(audio, ratio.numerator, ratio.denominator, axis=-1)
+    audio = np.resize(audio, (channels, audio.shape[1])) if audio.shape[0] < channels else audio[:channels]
+    out = np.zeros((channels, length), dtype=np.float32)
+    frames = min(length, audio.shape[1])
+    out[:, :frames] = audio[:, :frames]
+    return out
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int, sidecar: dict | None = None) -> None:
+    """Write (channels, frames) float32 as a 24-bit WAV, atomically, with an optional JSON sidecar."""
+    path = Path(path)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        soundfile.write(temp, np.asarray(audio).T, sample_rate, subtype="PCM_24", format="WAV")
+        if sidecar is not None:
+            path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)

@@ -1,0 +1,14 @@
+"""The one error type the engine raises for bad input: it names the file and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class InputError(Exception):
+    """Bad input a user can fix. The CLI prints `str(error)` as one line and exits with 2."""
+
+    def __init__(self, source: str | Path | None, problem: str):
+        self.source = None if source is None else str(source)
+        self.problem = problem
+        super().__init__(f"{self.source}: {problem}" if self.source else problem)

@@ -1,0 +1,224 @@
+"""Model files: one safetensors file per model, its config in the file's metadata.
+
+The network is audio-diffusion-pytorch's `DiffusionModel(net_t=UNetV0, diffusion_t=VDiffusion)`;
+class-conditional models add a learned class embedding fed to UNetV0's embedding conditioning
+(classifier-free guidance). Loading reads tensors and JSON only: it never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from audio_diffusion_pytorch import DiffusionModel, UNetV0, VDiffusion, VSampler
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from engine.errors import InputError
+
+FORMAT = "noisepad-model"
+FORMAT_VERSION = 1
+REQUIRED_UNET_KEYS = ("in_channels", "channels", "factors", "items")
+LIST_UNET_KEYS = ("channels", "factors", "items", "attentions", "cross_attentions")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What it takes to rebuild a model: UNetV0's arguments and the audio it makes."""
+
+    unet: dict
+    sample_rate: int = 44100
+    length: int = 32768
+    channels: int = 2
+    classes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def conditional(self) -> bool:
+        return len(self.classes) > 0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str | Path | None = None) -> "ModelConfig":
+        try:
+            config = cls(
+                unet=dict(data["unet"]),
+                sample_rate=int(data["sample_rate"]),
+                length=int(data["length"]),
+                channels=int(data["channels"]),
+                classes=tuple(str(c) for c in data.get("classes", ())),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise InputError(source, f"model config is incomplete or malformed ({error!r})") from None
+        config.check(source)
+        return config
+
+    def check(self, source: str | Path | None = None) -> None:
+        unet = self.unet
+        missing = [key for key in REQUIRED_UNET_KEYS if key not in unet]
+        if missing:
+            raise InputError(source, f"model config lacks UNet settings {', '.join(missing)}")
+        depth = len(unet["channels"])
+        for key in LIST_UNET_KEYS:
+            if key in unet and len(unet[key]) != depth:
+                raise InputError(source, f"model config: '{key}' has {len(unet[key])} entries, 'channels' {depth}")
+        if unet["in_channels"] != self.channels:
+            raise InputError(source, f"model config: in_channels {unet['in_channels']} != channels {self.channels}")
+        downsampling = 1
+        for factor in unet["factors"]:
+            downsampling *= int(factor)
+        if self.length % downsampling:
+            raise InputError(source, f"model config: length {self.length} is not a multiple of the UNet's downsampling {downsampling}")
+        if self.conditional and not unet.get("use_embedding_cfg"):
+            raise InputError(source, "model config names classes but the UNet has no embedding conditioning")
+        if len(set(self.classes)) != len(self.classes):
+            raise InputError(source, "model config: class names repeat")
+
+
+class DrumDiffusion(nn.Module):
+    """A v-diffusion UNet plus, for class-conditional models, a learned class embedding."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.diffusion = DiffusionModel(
+            net_t=UNetV0, diffusion_t=VDiffusion, sampler_t=VSampler, dim=1, **config.unet
+        )
+        self.class_embedding = (
+            nn.Embedding(len(config.classes), config.unet["embedding_features"]) if config.conditional else None
+        )
+
+    @property
+    def net(self) -> nn.Module:
+        return self.diffusion.net
+
+    def class_index(self, name: str | None) -> int | None:
+        """Index of a class name; None for an unconditional model. Unknown names are an error."""
+        if not self.config.conditional:
+            if name is not None:
+                raise InputError(None, f"class '{name}' given but the model is unconditional")
+            return None
+        if name is None:
+            raise InputError(None, f"the model is class-conditional: choose a class ({', '.join(self.config.classes)})")
+        if name not in self.config.classes:
+            raise InputError(None, f"unknown class '{name}' (the model has {', '.join(self.config.classes)})")
+        return self.config.classes.index(name)
+
+    def conditioning(self, class_ids: torch.Tensor | None, guidance: float = 1.0) -> dict:
+        """Keyword arguments for the net: class embedding and classifier-free guidance scale."""
+        if self.class_embedding is None:
+            return {}
+        embedding = self.class_embedding(class_ids)[:, None, :]
+        return {"embedding": embedding, "embedding_scale": float(guidance)}
+
+    def velocity(self, x: torch.Tensor, t: torch.Tensor, **conditioning) -> torch.Tensor:
+        """The v-prediction at noise level t in [0, 1] (one value per item)."""
+        return self.net(x, t, **conditioning)
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        tensors = {f"net.{k}": v for k, v in self.net.state_dict().items()}
+        if self.class_embedding is not None:
+            tensors["class_embedding.weight"] = self.class_embedding.weight
+        # clone: UNetV0's time MLP repeats one layer, and safetensors refuses shared storage
+        return {k: v.detach().to("cpu", torch.float32).clone() for k, v in tensors.items()}
+
+    def load_weights(self, tensors: dict[str, torch.Tensor], source: str | Path | None = None) -> None:
+        net = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+        expected = self.net.state_dict()
+        missing = sorted(set(expected) - set(net))
+        unexpected = sorted(set(net) - set(expected))
+        wrong = sorted(k for k in set(expected) & set(net) if expected[k].shape != net[k].shape)
+        if missing or unexpected or wrong:
+            raise InputError(source, "weights do not fit the config: " + _describe_mismatch(missing, unexpected, wrong))
+        self.net.load_state_dict(net)
+        if self.class_embedding is not None:
+            weight = tensors.get("class_embedding.weight")
+            if weight is None or weight.shape != self.class_embedding.weight.shape:
+                raise InputError(source, "weights do not fit the config: class embedding missing or of the wrong shape")
+            self.class_embedding.weight.data.copy_(weight)
+
+
+def _describe_mismatch(missing: list[str], unexpected: list[str], wrong: list[str]) -> str:
+    parts = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+        if keys:
+            parts.append(f"{len(keys)} {label} (e.g. {keys[0]})")
+    return ", ".join(parts)
+
+
+def save_model(model: DrumDiffusion, path: str | Path) -> Path:
+    """Write a model file atomically: a crash never leaves a half-written model behind."""
+    path = Path(path)
+    metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "config": model.config.to_json()}
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise InputError(path, "output folder does not exist")
+    try:
+        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as error:
+        raise InputError(path, f"cannot write here ({error.strerror})") from None
+    os.close(handle)
+    try:
+        save_file(model.weights(), temp, metadata=metadata)
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+    return path
+
+
+def read_config(path: str | Path) -> ModelConfig:
+    """The config stored in a model file, without loading its weights."""
+    metadata, _ = _open(path, with_tensors=False)
+    return _config_from_metadata(metadata, path)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> DrumDiffusion:
+    metadata, tensors = _open(path, with_tensors=True)
+    config = _config_from_metadata(metadata, path)
+    model = DrumDiffusion(config)
+    model.load_weights(tensors, path)
+    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
+def _open(path: str | Path, with_tensors: bool) -> tuple[dict, dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "model file not found")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()} if with_tensors else {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise InputError(path, f"not a readable safetensors model file ({_first_line(error)})") from None
+    return metadata, tensors
+
+
+def _config_from_metadata(metadata: dict, path: str | Path) -> ModelConfig:
+    if metadata.get("format") != FORMAT:
+        raise InputError(path, "safetensors file without a noisepad model config (convert or export it first)")
+    try:
+        data = json.loads(metadata["config"])
+    except (KeyError, json.JSONDecodeError) as error:
+        raise InputError(path, f"model config is not valid JSON ({error})") from None
+    return ModelConfig.from_dict(data, path)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def file_hash(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

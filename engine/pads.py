@@ -1,0 +1,47 @@
+"""What the engine needs to know about a pad to keep its pool full."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from engine.generate import Settings
+
+
+@dataclass(frozen=True)
+class PadSpec:
+    name: str
+    model: Path                      # engine model file
+    class_name: str | None = None    # for class-conditional models
+    pool_size: int = 12
+    settings: Settings = field(default_factory=Settings)
+    source: Path | None = None       # variation source (audio file); settings.strength applies
+    tune: float = 0.0                # semitones, applied when the pool is filled
+    sample_rate: int | None = None   # the audio device's rate; None: the model's
+
+    def output_frames(self, model_rate: int, model_length: int) -> int:
+        """Frames of a finished one-shot after resampling to the device rate and tuning."""
+        return math.ceil(model_length * playback_ratio(model_rate, self.sample_rate, self.tune))
+
+    def cache_key(self, model_hash: str) -> str:
+        """Same model file and same sound settings: same key, so cached one-shots still fit."""
+        settings = asdict(self)
+        settings.pop("name")
+        settings.pop("pool_size")
+        settings["model"] = model_hash
+        settings["source"] = None if self.source is None else _file_digest(self.source)
+        text = json.dumps(settings, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def playback_ratio(model_rate: int, device_rate: int | None, tune: float) -> float:
+    """Output frames per model frame: resampling to the device rate, then down `tune` semitones
+    stretches, up shortens (a tuned sampler changes pitch and length together)."""
+    return ((device_rate or model_rate) / model_rate) * 2 ** (-tune / 12)
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -1,0 +1,1 @@
+"""noisepad's instrument: presets, MIDI in, voices and mixer, audio out, offline render, the CLI."""

@@ -1,0 +1,104 @@
+"""The `noisepad` command. Bad input ends with one line naming the problem and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from engine.errors import InputError
+
+EXIT_BAD_INPUT = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except InputError as error:
+        print(f"noisepad {args.command}: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="noisepad", description="A drum instrument whose every hit is freshly diffused.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_generate(commands)
+    _add_convert(commands)
+    return parser
+
+
+def _add_generate(commands) -> None:
+    command = commands.add_parser("generate", help="write N one-shots as WAV files (a sample pack)")
+    command.add_argument("--model", type=Path, required=True, help="engine model file (.safetensors)")
+    command.add_argument("--class", dest="class_name", help="class to generate, for class-conditional models")
+    command.add_argument("-n", type=int, default=8, help="how many one-shots (default 8)")
+    command.add_argument("-o", "--output", type=Path, required=True, help="folder to write them into")
+    command.add_argument("--seed", type=int, help="first seed (default: random); item i uses seed+i")
+    _add_sampling_options(command)
+    command.add_argument("--source", type=Path, help="make variations of this audio file")
+    command.add_argument("--strength", type=float, default=None, help="variation strength in [0, 1] (default 0.5 with --source)")
+    command.add_argument("--batch-size", type=int, default=8)
+    command.add_argument("--quiet", action="store_true", help="no progress bar")
+    command.set_defaults(run=run_generate)
+
+
+def _add_sampling_options(command) -> None:
+    from engine.sampling import SAMPLERS, SCHEDULES
+
+    command.add_argument("--steps", type=int, default=16, help="sampling steps (default 16)")
+    command.add_argument("--sampler", default="dpmpp_2m", help=f"one of {', '.join(SAMPLERS)} (default dpmpp_2m)")
+    command.add_argument("--schedule", default="linear", help=f"one of {', '.join(SCHEDULES)} (default linear)")
+    command.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default 2)")
+    command.add_argument("--peak-db", type=float, default=-1.0, help="normalize peaks to this dBFS (default -1)")
+    command.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: best available)")
+    command.add_argument("--precision", default="fp32", help="fp32, or fp16/bf16 on a GPU")
+
+
+def run_generate(args) -> int:
+    from engine.device import pick_device, pick_dtype
+    from engine.generate import Settings
+    from engine.postprocess import Finish
+    from engine.samplepack import PackRequest, write_sample_pack
+
+    if args.strength is not None and args.source is None:
+        raise InputError(None, "--strength needs --source")
+    strength = (0.5 if args.strength is None else args.strength) if args.source else 1.0
+    settings = Settings(
+        steps=args.steps, sampler=args.sampler, schedule=args.schedule, guidance=args.guidance,
+        strength=strength, finish=Finish(peak_db=args.peak_db),
+    )
+    settings.check()
+    device = pick_device(args.device)
+    request = PackRequest(
+        model=args.model, count=args.n, output=args.output, settings=settings, class_name=args.class_name,
+        seed=args.seed, source=args.source, batch_size=max(1, args.batch_size),
+        device=device, dtype=pick_dtype(args.precision, device),
+    )
+    written = write_sample_pack(request, show_progress=not args.quiet)
+    print(f"wrote {len(written)} one-shots to {args.output}")
+    return 0
+
+
+def _add_convert(commands) -> None:
+    command = commands.add_parser("convert", help="import a tiny-audio-diffusion checkpoint (.ckpt + config.yaml)")
+    command.add_argument("checkpoint", type=Path, help="PyTorch Lightning .ckpt")
+    command.add_argument("--config", type=Path, required=True, help="the Hydra config.yaml it was trained with")
+    command.add_argument("-o", "--output", type=Path, required=True, help="engine model file to write")
+    command.set_defaults(run=run_convert)
+
+
+def run_convert(args) -> int:
+    from engine.convert import convert
+
+    model = convert(args.checkpoint, args.config, args.output)
+    parameters = sum(p.numel() for p in model.parameters())
+    print(f"wrote {args.output} ({parameters / 1e6:.1f} M parameters)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

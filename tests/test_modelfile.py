@@ -1,0 +1,87 @@
+import json
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from engine.errors import InputError
+from engine.modelfile import load_model, read_config, save_model
+from tests.tiny_models import tiny_config, tiny_model
+
+
+def velocity_of(model, seed=1):
+    x = torch.randn(2, 2, 1024, generator=torch.Generator().manual_seed(seed))
+    t = torch.tensor([0.3, 0.8])
+    conditioning = model.conditioning(torch.tensor([0, 1]), 1.0) if model.config.conditional else {}
+    return model.velocity(x, t, **conditioning)
+
+
+@pytest.mark.parametrize("classes", [(), ("kick", "snare")])
+def test_saved_model_loads_with_its_config_and_gives_the_same_output(tmp_path, classes):
+    model = tiny_model(classes)
+    path = save_model(model, tmp_path / "m.safetensors")
+    loaded = load_model(path)
+    assert loaded.config == model.config
+    assert read_config(path).classes == classes
+    with torch.no_grad():
+        assert torch.equal(velocity_of(model), velocity_of(loaded))
+
+
+def test_a_pickle_posing_as_a_model_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "code-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "evil.safetensors"
+    path.write_bytes(pickle.dumps({"weights": Payload()}))
+    with pytest.raises(InputError, match="not a readable safetensors"):
+        load_model(path)
+    assert not marker.exists()
+
+
+def test_truncated_model_file_is_a_clear_error(tmp_path):
+    path = save_model(tiny_model(), tmp_path / "m.safetensors")
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(InputError) as error:
+        load_model(path)
+    assert str(path) in str(error.value)
+
+
+def test_missing_model_file_names_the_file(tmp_path):
+    with pytest.raises(InputError, match="model file not found"):
+        load_model(tmp_path / "nope.safetensors")
+
+
+def test_weights_that_do_not_fit_the_config_are_refused(tmp_path):
+    weights = tiny_model().weights()
+    weights.pop(next(iter(weights)))
+    path = tmp_path / "m.safetensors"
+    metadata = {"format": "noisepad-model", "format_version": "1", "config": tiny_config().to_json()}
+    save_file(weights, str(path), metadata=metadata)
+    with pytest.raises(InputError, match="weights do not fit the config: 1 missing"):
+        load_model(path)
+
+
+def test_config_that_does_not_hold_together_is_refused(tmp_path):
+    data = json.loads(tiny_config().to_json())
+    data["length"] = 1001
+    path = tmp_path / "m.safetensors"
+    save_file(tiny_model().weights(), str(path), metadata={"format": "noisepad-model", "config": json.dumps(data)})
+    with pytest.raises(InputError, match="not a multiple of the UNet's downsampling"):
+        load_model(path)
+
+
+def test_plain_safetensors_without_our_config_is_refused(tmp_path):
+    path = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(3)}, str(path))
+    with pytest.raises(InputError, match="without a noisepad model config"):
+        load_model(path)
+
+
+def test_saving_into_a_missing_folder_writes_nothing(tmp_path):
+    with pytest.raises(InputError, match="output folder does not exist"):
+        save_model(tiny_model(), tmp_path / "missing" / "m.safetensors")
+    assert list(tmp_path.iterdir()) == []
