@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter
+from scipy.signal import butter, sosfiltfilt
 
 SILENCE_PEAK = 10 ** (-80 / 20)
 
@@ -13,7 +13,7 @@ SILENCE_PEAK = 10 ** (-80 / 20)
 @dataclass(frozen=True)
 class Finish:
     peak_db: float = -1.0          # normalize each one-shot's peak to this level (dBFS)
-    dc_cutoff_hz: float = 10.0     # one-pole DC blocker
+    dc_cutoff_hz: float = 10.0     # zero-phase high-pass under the lowest kick fundamentals
     fade_in_ms: float = 0.25       # long enough to remove a step at the start, short enough to keep the attack
     fade_out_ms: float = 50.0      # the tail always ends at exactly zero
 
@@ -24,8 +24,10 @@ def finish_oneshot(audio: np.ndarray, sample_rate: int, finish: Finish = Finish(
     audio = np.asarray(audio, dtype=np.float64)
     if not np.all(np.isfinite(audio)):
         return None
-    pole = np.exp(-2 * np.pi * finish.dc_cutoff_hz / sample_rate)
-    audio = lfilter([1.0, -1.0], [1.0, -pole], audio, axis=-1)
+    # The mean goes first: filtering a signal that starts off zero would leave a decaying step (a thump).
+    audio = audio - audio.mean(axis=-1, keepdims=True)
+    highpass = butter(2, finish.dc_cutoff_hz, btype="highpass", fs=sample_rate, output="sos")
+    audio = sosfiltfilt(highpass, audio, axis=-1)
     peak = float(np.max(np.abs(audio)))
     if peak < SILENCE_PEAK:
         return None
