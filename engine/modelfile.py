@@ -122,12 +122,12 @@ class DrumDiffusion(nn.Module):
         """The v-prediction at noise level t in [0, 1] (one value per item)."""
         return self.net(x, t, **conditioning)
 
-    def weights(self) -> dict[str, torch.Tensor]:
+    def weights(self, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
         tensors = {f"net.{k}": v for k, v in self.net.state_dict().items()}
         if self.class_embedding is not None:
             tensors["class_embedding.weight"] = self.class_embedding.weight
         # clone: UNetV0's time MLP repeats one layer, and safetensors refuses shared storage
-        return {k: v.detach().to("cpu", torch.float32).clone() for k, v in tensors.items()}
+        return {k: v.detach().to("cpu", dtype).clone() for k, v in tensors.items()}
 
     def load_weights(self, tensors: dict[str, torch.Tensor], source: str | Path | None = None) -> None:
         net = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
@@ -137,12 +137,12 @@ class DrumDiffusion(nn.Module):
         wrong = sorted(k for k in set(expected) & set(net) if expected[k].shape != net[k].shape)
         if missing or unexpected or wrong:
             raise InputError(source, "weights do not fit the config: " + _describe_mismatch(missing, unexpected, wrong))
-        self.net.load_state_dict(net)
+        self.net.load_state_dict({k: v.float() for k, v in net.items()})
         if self.class_embedding is not None:
             weight = tensors.get("class_embedding.weight")
             if weight is None or weight.shape != self.class_embedding.weight.shape:
                 raise InputError(source, "weights do not fit the config: class embedding missing or of the wrong shape")
-            self.class_embedding.weight.data.copy_(weight)
+            self.class_embedding.weight.data.copy_(weight.float())
 
 
 def _describe_mismatch(missing: list[str], unexpected: list[str], wrong: list[str]) -> str:
@@ -153,8 +153,11 @@ def _describe_mismatch(missing: list[str], unexpected: list[str], wrong: list[st
     return ", ".join(parts)
 
 
-def save_model(model: DrumDiffusion, path: str | Path) -> Path:
-    """Write a model file atomically: a crash never leaves a half-written model behind."""
+def save_model(model: DrumDiffusion, path: str | Path, dtype: torch.dtype = torch.float32) -> Path:
+    """Write a model file atomically: a crash never leaves a half-written model behind.
+
+    `dtype=torch.float16` halves the file (shipped models must fit in 16 MiB); loading
+    always computes in the dtype asked of `load_model`."""
     path = Path(path)
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "config": model.config.to_json()}
     directory = path.parent if str(path.parent) else Path(".")
@@ -166,7 +169,7 @@ def save_model(model: DrumDiffusion, path: str | Path) -> Path:
         raise InputError(path, f"cannot write here ({error.strerror})") from None
     os.close(handle)
     try:
-        save_file(model.weights(), temp, metadata=metadata)
+        save_file(model.weights(dtype), temp, metadata=metadata)
         os.replace(temp, path)
     finally:
         if os.path.exists(temp):

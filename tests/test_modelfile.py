@@ -85,3 +85,14 @@ def test_saving_into_a_missing_folder_writes_nothing(tmp_path):
     with pytest.raises(InputError, match="output folder does not exist"):
         save_model(tiny_model(), tmp_path / "missing" / "m.safetensors")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_half_precision_storage_halves_the_file_and_keeps_the_output(tmp_path):
+    model = tiny_model(("kick", "snare"))
+    full = save_model(model, tmp_path / "full.safetensors")
+    half = save_model(model, tmp_path / "half.safetensors", dtype=torch.float16)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded = load_model(half)
+    assert next(loaded.parameters()).dtype == torch.float32
+    with torch.no_grad():
+        torch.testing.assert_close(velocity_of(loaded), velocity_of(model), atol=5e-3, rtol=5e-3)
