@@ -33,7 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_generate(commands) -> None:
     command = commands.add_parser("generate", help="write N one-shots as WAV files (a sample pack)")
-    command.add_argument("--model", type=Path, required=True, help="engine model file (.safetensors)")
+    what = command.add_mutually_exclusive_group(required=True)
+    what.add_argument("--preset", type=Path, help="take model and settings from this preset's --pad")
+    what.add_argument("--model", type=Path, help="engine model file (.safetensors)")
+    command.add_argument("--pad", help="the preset's pad to generate for")
     command.add_argument("--class", dest="class_name", help="class to generate, for class-conditional models")
     command.add_argument("-n", type=int, default=8, help="how many one-shots (default 8)")
     command.add_argument("-o", "--output", type=Path, required=True, help="folder to write them into")
@@ -47,40 +50,57 @@ def _add_generate(commands) -> None:
 
 
 def _add_sampling_options(command) -> None:
+    from engine.generate import Settings
     from engine.sampling import SAMPLERS, SCHEDULES
 
-    command.add_argument("--steps", type=int, default=16, help="sampling steps (default 16)")
-    command.add_argument("--sampler", default="dpmpp_2m", help=f"one of {', '.join(SAMPLERS)} (default dpmpp_2m)")
-    command.add_argument("--schedule", default="linear", help=f"one of {', '.join(SCHEDULES)} (default linear)")
-    command.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default 2)")
+    defaults = Settings()
+    command.add_argument("--steps", type=int, help=f"sampling steps (default {defaults.steps})")
+    command.add_argument("--sampler", help=f"one of {', '.join(SAMPLERS)} (default {defaults.sampler})")
+    command.add_argument("--schedule", help=f"one of {', '.join(SCHEDULES)} (default {defaults.schedule})")
+    command.add_argument("--guidance", type=float, help=f"classifier-free guidance scale (default {defaults.guidance})")
     command.add_argument("--peak-db", type=float, default=-1.0, help="normalize peaks to this dBFS (default -1)")
     command.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: best available)")
     command.add_argument("--precision", default="fp32", help="fp32, or fp16/bf16 on a GPU")
 
 
 def run_generate(args) -> int:
+    from dataclasses import replace
+
     from engine.device import pick_device, pick_dtype
     from engine.generate import Settings
     from engine.postprocess import Finish
     from engine.samplepack import PackRequest, write_sample_pack
 
-    if args.strength is not None and args.source is None:
+    model, class_name, source, settings = args.model, args.class_name, args.source, Settings()
+    if args.preset is not None:
+        model, class_name, source, settings = _pad_for_generate(args)
+    if args.strength is not None and source is None:
         raise InputError(None, "--strength needs --source")
-    strength = (0.5 if args.strength is None else args.strength) if args.source else 1.0
-    settings = Settings(
-        steps=args.steps, sampler=args.sampler, schedule=args.schedule, guidance=args.guidance,
-        strength=strength, finish=Finish(peak_db=args.peak_db),
-    )
+    if args.source is not None:
+        settings = replace(settings, strength=0.5)
+    overrides = {k: getattr(args, k) for k in ("steps", "sampler", "schedule", "guidance", "strength") if getattr(args, k) is not None}
+    settings = replace(settings, **overrides, finish=Finish(peak_db=args.peak_db))
     settings.check()
     device = pick_device(args.device)
     request = PackRequest(
-        model=args.model, count=args.n, output=args.output, settings=settings, class_name=args.class_name,
-        seed=args.seed, source=args.source, batch_size=max(1, args.batch_size),
+        model=model, count=args.n, output=args.output, settings=settings, class_name=class_name,
+        seed=args.seed, source=source, batch_size=max(1, args.batch_size),
         device=device, dtype=pick_dtype(args.precision, device),
     )
     written = write_sample_pack(request, show_progress=not args.quiet)
     print(f"wrote {len(written)} one-shots to {args.output}")
     return 0
+
+
+def _pad_for_generate(args):
+    from instrument.preset import load_preset
+
+    if args.pad is None:
+        raise InputError(args.preset, "--preset needs --pad NAME")
+    spec = load_preset(args.preset).pad(args.pad).spec
+    class_name = args.class_name if args.class_name is not None else spec.class_name
+    source = args.source if args.source is not None else spec.source
+    return spec.model, class_name, source, spec.settings
 
 
 def _add_convert(commands) -> None:

@@ -80,3 +80,14 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(case, args, message, k
     assert len(lines) == 1 and message in lines[0], lines
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_generate_for_a_preset_pad_uses_its_model_class_and_settings(kit_model_file, tmp_path):
+    preset = tmp_path / "kit.yaml"
+    preset.write_text(f"models:\n  kit: {{path: {kit_model_file}}}\npads:\n  snare: {{notes: [38], model: kit, class: snare, steps: 3}}\n")
+    result = noisepad("generate", "--preset", preset, "--pad", "snare", "-n", 2, "-o", tmp_path / "p", "--seed", 9, "--quiet")
+    assert result.returncode == 0, result.stderr
+    sidecar = json.loads((tmp_path / "p" / "snare_9.json").read_text())
+    assert sidecar["class"] == "snare" and sidecar["settings"]["steps"] == 3
+    result = noisepad("generate", "--preset", preset, "--pad", "tom", "-n", 1, "-o", tmp_path / "q")
+    assert result.returncode == 2 and "no pad 'tom'" in result.stderr

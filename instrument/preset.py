@@ -1,0 +1,285 @@
+"""Presets: YAML files that map MIDI notes to pads and pads to models.
+
+Every problem is reported with the file, the line and the key, e.g.
+`kit.yaml:12: pads.snare.pan: must be a number from -1 to 1, not 'left'`.
+Paths inside a preset are relative to the preset file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from engine.errors import InputError
+from engine.generate import Settings
+from engine.modelfile import read_config
+from engine.pads import PadSpec
+from engine.sampling import SAMPLERS, SCHEDULES
+from instrument.velocity import CURVES
+
+DEFAULT_PRESET = Path(__file__).resolve().parent.parent / "presets" / "default.yaml"
+TOP_KEYS = {"name", "models", "pads", "midi", "audio"}
+PAD_KEYS = {
+    "notes", "model", "class", "pool", "steps", "sampler", "schedule", "guidance", "variation",
+    "gain_db", "pan", "tune", "decay", "velocity_curve", "choke", "release_on_note_off",
+}
+MIDI_KEYS = {"input", "channel", "virtual"}
+AUDIO_KEYS = {"device", "blocksize", "samplerate"}
+
+
+@dataclass(frozen=True)
+class Pad:
+    """A pad as the instrument plays it; `spec` is what the engine needs to fill its pool."""
+
+    name: str
+    notes: tuple[int, ...]
+    spec: PadSpec
+    gain_db: float = 0.0
+    pan: float = 0.0
+    decay: float | None = None          # seconds until the one-shot has faded out; None: its own length
+    velocity_curve: str | float = "linear"
+    choke: str | None = None
+    release_on_note_off: bool = False
+
+
+@dataclass(frozen=True)
+class Preset:
+    path: Path
+    name: str
+    pads: tuple[Pad, ...]
+    midi_input: str | None = None
+    midi_channel: int | None = None     # 1-16; None: all channels
+    midi_virtual: bool = False
+    audio_device: str | int | None = None
+    blocksize: int = 128
+    samplerate: int | None = None
+    note_to_pad: tuple[int, ...] = field(default=())   # 128 entries: pad index, or -1
+
+    def pad(self, name: str) -> Pad:
+        for pad in self.pads:
+            if pad.name == name:
+                return pad
+        raise InputError(self.path, f"no pad '{name}' (pads: {', '.join(p.name for p in self.pads)})")
+
+
+class _Reader:
+    """Walks PyYAML's node tree, so that each value still knows its line."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, node: yaml.Node | None, key: str, problem: str):
+        line = f":{node.start_mark.line + 1}" if node is not None else ""
+        raise InputError(None, f"{self.path}{line}: {key}: {problem}")
+
+    def mapping(self, node: yaml.Node, key: str, allowed: set[str] | None = None) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            self.fail(node, key, "must be a mapping of keys to values")
+        out: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            name = str(key_node.value)
+            where = f"{key}.{name}" if key else name
+            if allowed is not None and name not in allowed:
+                self.fail(key_node, where, f"unknown key (expected one of {', '.join(sorted(allowed))})")
+            if name in out:
+                self.fail(key_node, where, "given twice")
+            out[name] = value_node
+        return out
+
+    def scalar(self, node: yaml.Node, key: str):
+        if not isinstance(node, yaml.ScalarNode):
+            self.fail(node, key, "must be a single value")
+        return yaml.safe_load(yaml.serialize(node))
+
+    def number(self, node, key, low=None, high=None, integer=False, allow_null=False):
+        value = self.scalar(node, key)
+        if value is None and allow_null:
+            return None
+        kinds = (int,) if integer else (int, float)
+        ok = isinstance(value, kinds) and not isinstance(value, bool)
+        ok = ok and (low is None or value >= low) and (high is None or value <= high)
+        if not ok:
+            what = "a whole number" if integer else "a number"
+            bounds = f" from {low} to {high}" if low is not None and high is not None else (f" of at least {low}" if low is not None else "")
+            self.fail(node, key, f"must be {what}{bounds}, not {value!r}")
+        return value
+
+    def text(self, node, key, allow_null=False, choices=None):
+        value = self.scalar(node, key)
+        if value is None and allow_null:
+            return None
+        if not isinstance(value, str) or (choices is not None and value not in choices):
+            hint = f" (one of {', '.join(choices)})" if choices else ""
+            self.fail(node, key, f"must be a name{hint}, not {value!r}")
+        return value
+
+    def boolean(self, node, key):
+        value = self.scalar(node, key)
+        if not isinstance(value, bool):
+            self.fail(node, key, f"must be true or false, not {value!r}")
+        return value
+
+    def file(self, node, key) -> Path:
+        value = self.text(node, key)
+        path = (self.path.parent / value).resolve()
+        if not path.is_file():
+            self.fail(node, key, f"file not found: {path}")
+        return path
+
+
+def load_preset(path: str | Path | None = None, samplerate: int | None = None) -> Preset:
+    """Read and validate a preset; `samplerate` (the audio device's) overrides the preset's."""
+    path = Path(path) if path is not None else DEFAULT_PRESET
+    try:
+        root = yaml.compose(path.read_text())
+    except FileNotFoundError:
+        raise InputError(path, "preset not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(path, f"cannot read preset ({error})") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise InputError(None, f"{path}{line}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    reader = _Reader(path)
+    if root is None:
+        reader.fail(None, "preset", "file is empty")
+    top = reader.mapping(root, "", TOP_KEYS)
+    if "pads" not in top:
+        reader.fail(root, "pads", "missing: a preset needs at least one pad")
+    models = _read_models(reader, top.get("models"))
+    midi = reader.mapping(top["midi"], "midi", MIDI_KEYS) if "midi" in top else {}
+    audio = reader.mapping(top["audio"], "audio", AUDIO_KEYS) if "audio" in top else {}
+    preset_rate = reader.number(audio["samplerate"], "audio.samplerate", 8000, 384000, integer=True, allow_null=True) if "samplerate" in audio else None
+    rate = samplerate or preset_rate
+    pads = tuple(_read_pad(reader, name, node, models, rate) for name, node in reader.mapping(top["pads"], "pads").items())
+    if not pads:
+        reader.fail(top["pads"], "pads", "a preset needs at least one pad")
+    return Preset(
+        path=path,
+        name=reader.text(top["name"], "name") if "name" in top else path.stem,
+        pads=pads,
+        midi_input=reader.text(midi["input"], "midi.input", allow_null=True) if "input" in midi else None,
+        midi_channel=reader.number(midi["channel"], "midi.channel", 1, 16, integer=True, allow_null=True) if "channel" in midi else None,
+        midi_virtual=reader.boolean(midi["virtual"], "midi.virtual") if "virtual" in midi else False,
+        audio_device=reader.scalar(audio["device"], "audio.device") if "device" in audio else None,
+        blocksize=reader.number(audio["blocksize"], "audio.blocksize", 16, 4096, integer=True) if "blocksize" in audio else 128,
+        samplerate=rate,
+        note_to_pad=_note_table(reader, top["pads"], pads),
+    )
+
+
+def _read_models(reader: _Reader, node) -> dict[str, tuple[Path, tuple[str, ...]]]:
+    """Model name -> (file, class names). Each file's config is read now, so a broken or
+    missing model is reported against the preset before anything starts."""
+    if node is None:
+        return {}
+    models = {}
+    for name, model_node in reader.mapping(node, "models").items():
+        key = f"models.{name}"
+        entry = reader.mapping(model_node, key, {"path"})
+        if "path" not in entry:
+            reader.fail(model_node, f"{key}.path", "missing")
+        path = reader.file(entry["path"], f"{key}.path")
+        try:
+            classes = read_config(path).classes
+        except InputError as error:
+            reader.fail(entry["path"], f"{key}.path", error.problem if error.source else str(error))
+        models[name] = (path, classes)
+    return models
+
+
+def _read_pad(reader: _Reader, name: str, node, models, samplerate: int | None) -> Pad:
+    key = f"pads.{name}"
+    fields = reader.mapping(node, key, PAD_KEYS)
+    for required in ("notes", "model"):
+        if required not in fields:
+            reader.fail(node, f"{key}.{required}", "missing")
+    model_name = reader.text(fields["model"], f"{key}.model", choices=sorted(models) or None)
+    model_path, classes = models[model_name] if model_name in models else (None, ())
+    if model_path is None:
+        reader.fail(fields["model"], f"{key}.model", "no models are defined in 'models:'")
+    class_name = _read_class(reader, fields, key, classes)
+    source, strength = _read_variation(reader, fields, key)
+
+    def opt(field_name, default, read):
+        return read(fields[field_name], f"{key}.{field_name}") if field_name in fields else default
+
+    defaults = Settings()
+    settings = Settings(
+        steps=opt("steps", defaults.steps, lambda n, k: reader.number(n, k, 1, 1000, integer=True)),
+        sampler=opt("sampler", defaults.sampler, lambda n, k: reader.text(n, k, choices=SAMPLERS)),
+        schedule=opt("schedule", defaults.schedule, lambda n, k: reader.text(n, k, choices=tuple(SCHEDULES))),
+        guidance=opt("guidance", defaults.guidance, lambda n, k: reader.number(n, k, 0, 20)),
+        strength=strength,
+    )
+    spec = PadSpec(
+        name=name, model=model_path, class_name=class_name,
+        pool_size=opt("pool", 12, lambda n, k: reader.number(n, k, 1, 256, integer=True)),
+        settings=settings, source=source,
+        tune=float(opt("tune", 0.0, lambda n, k: reader.number(n, k, -24, 24))),
+        sample_rate=samplerate,
+    )
+    return Pad(
+        name=name,
+        notes=_read_notes(reader, fields["notes"], f"{key}.notes"),
+        spec=spec,
+        gain_db=float(opt("gain_db", 0.0, lambda n, k: reader.number(n, k, -60, 12))),
+        pan=float(opt("pan", 0.0, lambda n, k: reader.number(n, k, -1, 1))),
+        decay=opt("decay", None, lambda n, k: reader.number(n, k, 0.005, 10, allow_null=True)),
+        velocity_curve=opt("velocity_curve", "linear", lambda n, k: _read_curve(reader, n, k)),
+        choke=opt("choke", None, lambda n, k: reader.text(n, k, allow_null=True)),
+        release_on_note_off=opt("release_on_note_off", False, reader.boolean),
+    )
+
+
+def _read_class(reader, fields, key, classes) -> str | None:
+    if "class" not in fields:
+        if classes:
+            reader.fail(fields["model"], f"{key}.class", f"missing: the model is class-conditional ({', '.join(classes)})")
+        return None
+    if not classes:
+        reader.fail(fields["class"], f"{key}.class", "the model is unconditional: it has no classes")
+    return reader.text(fields["class"], f"{key}.class", choices=classes)
+
+
+def _read_variation(reader, fields, key) -> tuple[Path | None, float]:
+    if "variation" not in fields:
+        return None, 1.0
+    where = f"{key}.variation"
+    variation = reader.mapping(fields["variation"], where, {"source", "strength"})
+    if "source" not in variation:
+        reader.fail(fields["variation"], f"{where}.source", "missing")
+    source = reader.file(variation["source"], f"{where}.source")
+    strength = reader.number(variation["strength"], f"{where}.strength", 0, 1) if "strength" in variation else 0.5
+    return source, float(strength)
+
+
+def _read_notes(reader, node, key) -> tuple[int, ...]:
+    items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    if not items:
+        reader.fail(node, key, "needs at least one note")
+    return tuple(reader.number(item, key, 0, 127, integer=True) for item in items)
+
+
+def _read_curve(reader, node, key):
+    value = reader.scalar(node, key)
+    if isinstance(value, str) and value in CURVES:
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0.1 <= value <= 10:
+        return float(value)
+    reader.fail(node, key, f"must be one of {', '.join(CURVES)} or an exponent from 0.1 to 10, not {value!r}")
+
+
+def _note_table(reader, pads_node, pads) -> tuple[int, ...]:
+    table = [-1] * 128
+    owner_nodes = dict(reader.mapping(pads_node, "pads"))
+    for index, pad in enumerate(pads):
+        for note in pad.notes:
+            if table[note] != -1:
+                other = pads[table[note]].name
+                notes_node = reader.mapping(owner_nodes[pad.name], f"pads.{pad.name}")["notes"]
+                reader.fail(notes_node, f"pads.{pad.name}.notes", f"note {note} is already mapped to pad '{other}'")
+            table[note] = index
+    return tuple(table)
