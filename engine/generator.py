@@ -1,0 +1,298 @@
+"""The generator process keeps every pad's pool full; a supervisor thread keeps it running.
+
+The process (multiprocessing "spawn", so it starts clean of the instrument's threads) owns torch
+and the device. It loads each model once, then loops: pick the most urgent pads (empty pools
+first, then the pads played most), batch the pads that share a model and settings into one
+`generate` call, resample and tune the results for playback, and write them into pool slots by
+the protocol in `engine.pool`. A crash or a CUDA error ends only this process: the pools keep
+serving what they hold and the supervisor starts a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from engine.audiofile import read_source
+from engine.cache import save_pools
+from engine.errors import InputError
+from engine.generate import MAX_SEED, Item, generate
+from engine.modelfile import DrumDiffusion, load_model, read_config
+from engine.pads import PadSpec
+from engine.pool import GENERATED_TOTAL, PadLayout, Pools, PoolsHandle
+from engine.resample import to_playback
+
+IDLE_SLEEP_S = 0.02    # when every pool is full
+GRANT_QUIET_S = 0.03   # after a batch, wait for lent slots until none came for this long
+log = logging.getLogger("noisepad.generator")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    specs: tuple[PadSpec, ...]
+    pools: PoolsHandle
+    device: str | torch.device = "cpu"
+    dtype: torch.dtype = torch.float32
+    cache_dir: Path | None = None      # None: no cache saving
+    save_every: float = 30.0           # seconds between cache saves
+    max_batch: int = 16
+    seed: int | None = None            # seeds the stream of one-shot seeds; None: random
+    threads: int | None = None         # torch CPU threads; None: torch's default
+
+
+def pool_layout(specs: list[PadSpec]) -> tuple[PadLayout, ...]:
+    """Slot shapes for the pads' pools, from the model configs (weights are not loaded)."""
+    configs = {}
+    layout = []
+    for spec in specs:
+        path = Path(spec.model).resolve()
+        if path not in configs:
+            configs[path] = read_config(path)
+        config = configs[path]
+        frames = spec.output_frames(config.sample_rate, config.length)
+        layout.append(PadLayout(spec.pool_size, config.channels, frames))
+    return tuple(layout)
+
+
+@dataclass(frozen=True)
+class PadJob:
+    """What the generator needs to make one-shots for a pad."""
+
+    spec: PadSpec
+    model: DrumDiffusion
+    class_index: int | None
+    source: np.ndarray | None
+
+    @property
+    def batch_key(self) -> tuple:
+        # a batch shares one model and one Settings; variation and plain items cannot mix
+        return (id(self.model), self.spec.settings, self.source is not None)
+
+
+class Producer:
+    def __init__(self, config: GeneratorConfig, pools: Pools, run_index: int = 0):
+        self.config = config
+        self.pools = pools
+        entropy = None if config.seed is None else [config.seed, run_index]
+        self.rng = np.random.default_rng(entropy)
+        self.jobs = _prepare_jobs(config)
+        self.pending: list[list[tuple[np.ndarray, int]]] = [[] for _ in config.specs]
+        self.last_save = time.monotonic()
+        self.saved_state: tuple[int, int] | None = None
+
+    def run(self, should_stop: Callable[[], bool]) -> None:
+        self.pools.recover()
+        try:
+            while not should_stop():
+                self.deliver(quiet=0.0)
+                batch = self.plan()
+                if batch:
+                    self.make(batch)
+                    self.deliver(quiet=GRANT_QUIET_S)
+                else:
+                    time.sleep(IDLE_SLEEP_S)
+                self.save(every=self.config.save_every)
+        finally:
+            self.save(every=0.0)
+
+    def need(self, p: int) -> int:
+        return self.pools.sizes[p] - self.pools.fresh(p) - len(self.pending[p])
+
+    def plan(self) -> list[int]:
+        """Pads to make one one-shot each for (a pad may repeat): the most urgent pad and the
+        pads that can share its batch, most urgent first."""
+        pools = self.pools
+        wanting = [p for p, job in enumerate(self.jobs) if job is not None and self.need(p) > 0]
+        if not wanting:
+            return []
+        wanting.sort(key=lambda p: (pools.fresh(p) > 0, -int(pools.hits[p]), pools.fresh(p)))
+        key = self.jobs[wanting[0]].batch_key
+        batch: list[int] = []
+        for p in wanting:
+            if self.jobs[p].batch_key == key:
+                batch += [p] * self.need(p)
+        return batch[: self.config.max_batch]
+
+    def make(self, batch: list[int]) -> None:
+        started = time.monotonic()
+        first = self.jobs[batch[0]]
+        seeds = [int(seed) for seed in self.rng.integers(0, MAX_SEED, size=len(batch), endpoint=True)]
+        items = [Item(seed, self.jobs[p].class_index, self.jobs[p].source) for p, seed in zip(batch, seeds)]
+        results = generate(first.model, items, first.spec.settings)
+        rate = first.model.config.sample_rate
+        made = 0
+        for p, seed, audio in zip(batch, seeds, results):
+            if audio is None:
+                continue  # NaN or silence; the pad stays wanting, so it is made again
+            spec = self.jobs[p].spec
+            self.pending[p].append((to_playback(audio, rate, spec.sample_rate, spec.tune), seed))
+            made += 1
+        self.pools.note_batch(batch, made, len(batch) - made, time.monotonic() - started)
+
+    def deliver(self, quiet: float) -> None:
+        """Write finished one-shots into slots the producer owns, asking the audio thread for
+        more where needed; keep polling while slots arrive, until none came for `quiet` s."""
+        deadline = time.monotonic() + quiet
+        while True:
+            for p, pending in enumerate(self.pending):
+                if pending and self._deliver_pad(p, pending):
+                    deadline = time.monotonic() + quiet
+            if not any(self.pending) or time.monotonic() >= deadline:
+                return
+            time.sleep(0.001)
+
+    def _deliver_pad(self, p: int, pending: list) -> int:
+        written = 0
+        for slot in self.pools.owned_slots(p)[: len(pending)]:
+            audio, seed = pending.pop(0)
+            self.pools.publish(p, int(slot), audio, seed)
+            written += 1
+        if pending:
+            self.pools.request_slots(p, len(pending))
+        return written
+
+    def save(self, every: float) -> None:
+        """Save the pools when `every` seconds have passed and anything was made or played."""
+        if self.config.cache_dir is None or time.monotonic() - self.last_save < every:
+            return
+        state = (int(self.pools.totals[GENERATED_TOTAL]), int(self.pools.tail.sum()))
+        if state != self.saved_state:
+            save_pools(self.pools, list(self.config.specs), self.config.cache_dir)
+            self.saved_state = state
+        self.last_save = time.monotonic()
+
+
+def _prepare_jobs(config: GeneratorConfig) -> list[PadJob | None]:
+    """One job per pad; None (and a warning) for a pad whose model, class or source is unusable."""
+    models: dict[Path, DrumDiffusion] = {}
+    jobs: list[PadJob | None] = []
+    for spec in config.specs:
+        path = Path(spec.model).resolve()
+        try:
+            if path not in models:
+                models[path] = load_model(path, config.device, config.dtype)
+            model = models[path]
+            model_config = model.config
+            source = None
+            if spec.source is not None:
+                source = read_source(spec.source, model_config.sample_rate, model_config.channels, model_config.length)
+            jobs.append(PadJob(spec, model, model.class_index(spec.class_name), source))
+        except InputError as error:
+            log.warning("pad %s is not generated: %s", spec.name, error)
+            jobs.append(None)
+    return jobs
+
+
+def run_generator(config: GeneratorConfig, stop_flag, run_index: int = 0) -> None:
+    """The generator process's entry point: fill the pools until `stop_flag.value` is set."""
+    logging.basicConfig(level=logging.WARNING, format="noisepad generator: %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the instrument's to handle
+    parent = os.getppid()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    pools = Pools.attach(config.pools)
+    try:
+        # also stop when orphaned: a killed instrument cannot stop us
+        Producer(config, pools, run_index).run(lambda: bool(stop_flag.value) or os.getppid() != parent)
+    finally:
+        pools.close()
+
+
+class GeneratorSupervisor:
+    """Runs the generator process and restarts it after a crash, waiting longer after each
+    crash in a row. A plain thread of the instrument process; never the audio callback."""
+
+    def __init__(self, config: GeneratorConfig, check_every: float = 0.25,
+                 backoff: float = 1.0, max_backoff: float = 30.0, stable_after: float = 60.0):
+        self.config = config
+        self.check_every = check_every
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.stable_after = stable_after       # a run this long resets the backoff
+        self.restarts = 0
+        self._context = multiprocessing.get_context("spawn")
+        # tells the process to finish and save; a plain shared byte, not an Event: a process
+        # killed while waiting on a multiprocessing.Event leaves it wedged and set() hangs
+        self._stop = self._context.RawValue("b", 0)
+        self._stopping = threading.Event()     # tells the watcher thread
+        self._process = None
+        self._started = 0.0
+        self._thread: threading.Thread | None = None
+        self._runs = 0
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
+    def start(self) -> "GeneratorSupervisor":
+        if self._thread is not None:
+            raise RuntimeError("a supervisor starts once")
+        self._launch()
+        self._thread = threading.Thread(target=self._watch, name="noisepad-supervisor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the process to finish (it saves the cache), then end it if it does not."""
+        self._stopping.set()
+        self._stop.value = 1
+        if self._thread is not None:
+            self._thread.join()
+        process = self._process
+        if process is None:
+            return
+        process.join(timeout)
+        if process.is_alive():
+            log.warning("generator did not stop within %.0f s; terminating it", timeout)
+            process.terminate()
+            process.join(2.0)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+    def __enter__(self) -> "GeneratorSupervisor":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _launch(self) -> None:
+        self._process = self._context.Process(
+            target=run_generator, args=(self.config, self._stop, self._runs),
+            name="noisepad-generator", daemon=True,
+        )
+        self._started = time.monotonic()
+        self._runs += 1
+        self._process.start()
+
+    def _watch(self) -> None:
+        crashes_in_a_row = 0
+        while not self._stopping.wait(self.check_every):
+            if self._process.is_alive():
+                continue
+            lived = time.monotonic() - self._started
+            crashes_in_a_row = 1 if lived >= self.stable_after else crashes_in_a_row + 1
+            delay = min(self.max_backoff, self.backoff * 2 ** (crashes_in_a_row - 1))
+            log.warning("generator exited (code %s) after %.1f s; restarting in %.1f s",
+                        self._process.exitcode, lived, delay)
+            if self._stopping.wait(delay):
+                return
+            self.restarts += 1
+            try:
+                self._launch()
+            except OSError as error:  # e.g. out of memory or processes; try again after the backoff
+                log.warning("cannot start the generator: %s", error)
