@@ -22,8 +22,10 @@ import torch
 import yaml
 
 from engine.device import pick_device, pick_dtype
-from engine.generate import Item, Settings, sample_batch
-from engine.modelfile import DrumDiffusion, ModelConfig, load_model
+from engine.generate import Item, sample_batch
+from engine.modelconfig import ModelConfig
+from engine.modelfile import DrumDiffusion, load_model
+from engine.settings import Settings
 
 CONFIGS = Path(__file__).resolve().parent.parent / "training" / "configs"
 REFERENCE_STEPS = 200

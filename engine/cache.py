@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
-from engine.generate import MAX_SEED
-from engine.modelfile import file_hash
+from engine.settings import MAX_SEED
+from engine.modelconfig import file_hash
 from engine.pads import PadSpec
 from engine.pool import PadSnapshot, Pools
 

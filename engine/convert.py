@@ -17,7 +17,8 @@ import yaml
 from audio_diffusion_pytorch import UNetV0
 
 from engine.errors import InputError
-from engine.modelfile import DrumDiffusion, ModelConfig, save_model
+from engine.modelconfig import ModelConfig
+from engine.modelfile import DrumDiffusion, save_model
 
 # Where the seed's LightningModule keeps its nets, best first: the EMA copy, then the trained one.
 NET_PREFIXES = ("model_ema.ema_model.net.", "model.net.")

@@ -7,44 +7,16 @@ comes out the same whatever batch it is in and whatever else is in that batch.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from engine.errors import InputError
 from engine.modelfile import DrumDiffusion
-from engine.postprocess import Finish, finish_oneshot
-from engine.sampling import SAMPLERS, SCHEDULES, SOLVERS, alpha_sigma, sample_vsampler
-
-MAX_SEED = 2**63 - 1
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How a one-shot is sampled. Items of one batch share these."""
-
-    steps: int = 16
-    sampler: str = "dpmpp_2m"
-    schedule: str = "linear"        # ignored by vsampler, which always steps linearly in t
-    guidance: float = 2.0           # classifier-free guidance scale; class-conditional models only
-    strength: float = 1.0           # variation: how far from its source a one-shot may go
-    finish: Finish = field(default_factory=Finish)
-
-    def check(self) -> None:
-        if self.sampler not in SAMPLERS:
-            raise InputError(None, f"unknown sampler '{self.sampler}' (choose from {', '.join(SAMPLERS)})")
-        if self.schedule not in SCHEDULES:
-            raise InputError(None, f"unknown schedule '{self.schedule}' (choose from {', '.join(SCHEDULES)})")
-        if not isinstance(self.steps, int) or not 1 <= self.steps <= 1000:
-            raise InputError(None, f"steps must be a whole number from 1 to 1000, not {self.steps!r}")
-        if not 0.0 <= self.strength <= 1.0:
-            raise InputError(None, f"strength must lie in [0, 1], not {self.strength}")
-        if not math.isfinite(self.guidance) or self.guidance < 0:
-            raise InputError(None, f"guidance must be 0 or more, not {self.guidance}")
-
-    def describe(self) -> dict:
-        return asdict(self)
+from engine.postprocess import finish_oneshot
+from engine.sampling import SCHEDULES, SOLVERS, alpha_sigma, sample_vsampler
+from engine.settings import MAX_SEED, Settings
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The generator process keeps every pad's pool full; a supervisor thread keeps it running.
+"""The generator process: keeps every pad's pool full (`engine.supervisor` keeps it running).
 
 The process (multiprocessing "spawn", so it starts clean of the instrument's threads) owns torch
 and the device. It loads each model once, then loops: pick the most urgent pads (empty pools
@@ -11,10 +11,8 @@ serving what they hold and the supervisor starts a new one.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import signal
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,42 +24,18 @@ import torch
 from engine.audiofile import read_source
 from engine.cache import save_pools
 from engine.errors import InputError
-from engine.generate import MAX_SEED, Item, generate
-from engine.modelfile import DrumDiffusion, load_model, read_config
+from engine.generate import Item, generate
+from engine.device import pick_dtype
+from engine.modelfile import DrumDiffusion, load_model
+from engine.settings import MAX_SEED
 from engine.pads import PadSpec
-from engine.pool import GENERATED_TOTAL, PadLayout, Pools, PoolsHandle
+from engine.pool import GENERATED_TOTAL, Pools
 from engine.resample import to_playback
+from engine.supervisor import GeneratorConfig
 
 IDLE_SLEEP_S = 0.02    # when every pool is full
 GRANT_QUIET_S = 0.03   # after a batch, wait for lent slots until none came for this long
 log = logging.getLogger("noisepad.generator")
-
-
-@dataclass(frozen=True)
-class GeneratorConfig:
-    specs: tuple[PadSpec, ...]
-    pools: PoolsHandle
-    device: str | torch.device = "cpu"
-    dtype: torch.dtype = torch.float32
-    cache_dir: Path | None = None      # None: no cache saving
-    save_every: float = 30.0           # seconds between cache saves
-    max_batch: int = 16
-    seed: int | None = None            # seeds the stream of one-shot seeds; None: random
-    threads: int | None = None         # torch CPU threads; None: torch's default
-
-
-def pool_layout(specs: list[PadSpec]) -> tuple[PadLayout, ...]:
-    """Slot shapes for the pads' pools, from the model configs (weights are not loaded)."""
-    configs = {}
-    layout = []
-    for spec in specs:
-        path = Path(spec.model).resolve()
-        if path not in configs:
-            configs[path] = read_config(path)
-        config = configs[path]
-        frames = spec.output_frames(config.sample_rate, config.length)
-        layout.append(PadLayout(spec.pool_size, config.channels, frames))
-    return tuple(layout)
 
 
 @dataclass(frozen=True)
@@ -180,7 +154,7 @@ def _prepare_jobs(config: GeneratorConfig) -> list[PadJob | None]:
         path = Path(spec.model).resolve()
         try:
             if path not in models:
-                models[path] = load_model(path, config.device, config.dtype)
+                models[path] = load_model(path, config.device, pick_dtype(config.precision, torch.device(config.device)))
             model = models[path]
             model_config = model.config
             source = None
@@ -206,93 +180,3 @@ def run_generator(config: GeneratorConfig, stop_flag, run_index: int = 0) -> Non
         Producer(config, pools, run_index).run(lambda: bool(stop_flag.value) or os.getppid() != parent)
     finally:
         pools.close()
-
-
-class GeneratorSupervisor:
-    """Runs the generator process and restarts it after a crash, waiting longer after each
-    crash in a row. A plain thread of the instrument process; never the audio callback."""
-
-    def __init__(self, config: GeneratorConfig, check_every: float = 0.25,
-                 backoff: float = 1.0, max_backoff: float = 30.0, stable_after: float = 60.0):
-        self.config = config
-        self.check_every = check_every
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self.stable_after = stable_after       # a run this long resets the backoff
-        self.restarts = 0
-        self._context = multiprocessing.get_context("spawn")
-        # tells the process to finish and save; a plain shared byte, not an Event: a process
-        # killed while waiting on a multiprocessing.Event leaves it wedged and set() hangs
-        self._stop = self._context.RawValue("b", 0)
-        self._stopping = threading.Event()     # tells the watcher thread
-        self._process = None
-        self._started = 0.0
-        self._thread: threading.Thread | None = None
-        self._runs = 0
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
-
-    @property
-    def alive(self) -> bool:
-        return self._process is not None and self._process.is_alive()
-
-    def start(self) -> "GeneratorSupervisor":
-        if self._thread is not None:
-            raise RuntimeError("a supervisor starts once")
-        self._launch()
-        self._thread = threading.Thread(target=self._watch, name="noisepad-supervisor", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Ask the process to finish (it saves the cache), then end it if it does not."""
-        self._stopping.set()
-        self._stop.value = 1
-        if self._thread is not None:
-            self._thread.join()
-        process = self._process
-        if process is None:
-            return
-        process.join(timeout)
-        if process.is_alive():
-            log.warning("generator did not stop within %.0f s; terminating it", timeout)
-            process.terminate()
-            process.join(2.0)
-        if process.is_alive():
-            process.kill()
-            process.join()
-
-    def __enter__(self) -> "GeneratorSupervisor":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def _launch(self) -> None:
-        self._process = self._context.Process(
-            target=run_generator, args=(self.config, self._stop, self._runs),
-            name="noisepad-generator", daemon=True,
-        )
-        self._started = time.monotonic()
-        self._runs += 1
-        self._process.start()
-
-    def _watch(self) -> None:
-        crashes_in_a_row = 0
-        while not self._stopping.wait(self.check_every):
-            if self._process.is_alive():
-                continue
-            lived = time.monotonic() - self._started
-            crashes_in_a_row = 1 if lived >= self.stable_after else crashes_in_a_row + 1
-            delay = min(self.max_backoff, self.backoff * 2 ** (crashes_in_a_row - 1))
-            log.warning("generator exited (code %s) after %.1f s; restarting in %.1f s",
-                        self._process.exitcode, lived, delay)
-            if self._stopping.wait(delay):
-                return
-            self.restarts += 1
-            try:
-                self._launch()
-            except OSError as error:  # e.g. out of memory or processes; try again after the backoff
-                log.warning("cannot start the generator: %s", error)

@@ -7,11 +7,8 @@ class-conditional models add a learned class embedding fed to UNetV0's embedding
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -21,66 +18,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from engine.errors import InputError
-
-FORMAT = "noisepad-model"
-FORMAT_VERSION = 1
-REQUIRED_UNET_KEYS = ("in_channels", "channels", "factors", "items")
-LIST_UNET_KEYS = ("channels", "factors", "items", "attentions", "cross_attentions")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """What it takes to rebuild a model: UNetV0's arguments and the audio it makes."""
-
-    unet: dict
-    sample_rate: int = 44100
-    length: int = 32768
-    channels: int = 2
-    classes: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def conditional(self) -> bool:
-        return len(self.classes) > 0
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict, source: str | Path | None = None) -> "ModelConfig":
-        try:
-            config = cls(
-                unet=dict(data["unet"]),
-                sample_rate=int(data["sample_rate"]),
-                length=int(data["length"]),
-                channels=int(data["channels"]),
-                classes=tuple(str(c) for c in data.get("classes", ())),
-            )
-        except (KeyError, TypeError, ValueError) as error:
-            raise InputError(source, f"model config is incomplete or malformed ({error!r})") from None
-        config.check(source)
-        return config
-
-    def check(self, source: str | Path | None = None) -> None:
-        unet = self.unet
-        missing = [key for key in REQUIRED_UNET_KEYS if key not in unet]
-        if missing:
-            raise InputError(source, f"model config lacks UNet settings {', '.join(missing)}")
-        depth = len(unet["channels"])
-        for key in LIST_UNET_KEYS:
-            if key in unet and len(unet[key]) != depth:
-                raise InputError(source, f"model config: '{key}' has {len(unet[key])} entries, 'channels' {depth}")
-        if unet["in_channels"] != self.channels:
-            raise InputError(source, f"model config: in_channels {unet['in_channels']} != channels {self.channels}")
-        downsampling = 1
-        for factor in unet["factors"]:
-            downsampling *= int(factor)
-        if self.length % downsampling:
-            raise InputError(source, f"model config: length {self.length} is not a multiple of the UNet's downsampling {downsampling}")
-        if self.conditional and not unet.get("use_embedding_cfg"):
-            raise InputError(source, "model config names classes but the UNet has no embedding conditioning")
-        if len(set(self.classes)) != len(self.classes):
-            raise InputError(source, "model config: class names repeat")
-
+from engine.modelconfig import FORMAT, FORMAT_VERSION, ModelConfig, config_from_metadata, first_line
 
 class DrumDiffusion(nn.Module):
     """A v-diffusion UNet plus, for class-conditional models, a learned class embedding."""
@@ -177,15 +115,9 @@ def save_model(model: DrumDiffusion, path: str | Path, dtype: torch.dtype = torc
     return path
 
 
-def read_config(path: str | Path) -> ModelConfig:
-    """The config stored in a model file, without loading its weights."""
-    metadata, _ = _open(path, with_tensors=False)
-    return _config_from_metadata(metadata, path)
-
-
 def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> DrumDiffusion:
     metadata, tensors = _open(path, with_tensors=True)
-    config = _config_from_metadata(metadata, path)
+    config = config_from_metadata(metadata, path)
     model = DrumDiffusion(config)
     model.load_weights(tensors, path)
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
@@ -200,28 +132,5 @@ def _open(path: str | Path, with_tensors: bool) -> tuple[dict, dict]:
             metadata = handle.metadata() or {}
             tensors = {key: handle.get_tensor(key) for key in handle.keys()} if with_tensors else {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        raise InputError(path, f"not a readable safetensors model file ({_first_line(error)})") from None
+        raise InputError(path, f"not a readable safetensors model file ({first_line(error)})") from None
     return metadata, tensors
-
-
-def _config_from_metadata(metadata: dict, path: str | Path) -> ModelConfig:
-    if metadata.get("format") != FORMAT:
-        raise InputError(path, "safetensors file without a noisepad model config (convert or export it first)")
-    try:
-        data = json.loads(metadata["config"])
-    except (KeyError, json.JSONDecodeError) as error:
-        raise InputError(path, f"model config is not valid JSON ({error})") from None
-    return ModelConfig.from_dict(data, path)
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
-
-
-def file_hash(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

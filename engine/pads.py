@@ -8,7 +8,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from engine.generate import Settings
+from engine.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,10 @@ from tqdm import tqdm
 
 from engine.audiofile import read_source, write_wav
 from engine.errors import InputError
-from engine.generate import MAX_SEED, Item, Settings, generate
-from engine.modelfile import file_hash, load_model
+from engine.generate import Item, generate
+from engine.modelconfig import file_hash
+from engine.modelfile import load_model
+from engine.settings import MAX_SEED, Settings
 
 
 @dataclass(frozen=True)

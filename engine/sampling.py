@@ -93,4 +93,3 @@ def sample_vsampler(net: torch.nn.Module, x: torch.Tensor, steps: int, t_start: 
 
 
 SOLVERS = {"ddim": sample_ddim, "dpmpp_2m": sample_dpmpp_2m}
-SAMPLERS = ("dpmpp_2m", "ddim", "vsampler")

@@ -50,8 +50,7 @@ def _add_generate(commands) -> None:
 
 
 def _add_sampling_options(command) -> None:
-    from engine.generate import Settings
-    from engine.sampling import SAMPLERS, SCHEDULES
+    from engine.settings import SAMPLERS, SCHEDULES, Settings
 
     defaults = Settings()
     command.add_argument("--steps", type=int, help=f"sampling steps (default {defaults.steps})")
@@ -67,8 +66,8 @@ def run_generate(args) -> int:
     from dataclasses import replace
 
     from engine.device import pick_device, pick_dtype
-    from engine.generate import Settings
     from engine.postprocess import Finish
+    from engine.settings import Settings
     from engine.samplepack import PackRequest, write_sample_pack
 
     model, class_name, source, settings = args.model, args.class_name, args.source, Settings()

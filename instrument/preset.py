@@ -13,10 +13,9 @@ from pathlib import Path
 import yaml
 
 from engine.errors import InputError
-from engine.generate import Settings
-from engine.modelfile import read_config
+from engine.modelconfig import read_config
 from engine.pads import PadSpec
-from engine.sampling import SAMPLERS, SCHEDULES
+from engine.settings import SAMPLERS, SCHEDULES, Settings
 from instrument.velocity import CURVES
 
 DEFAULT_PRESET = Path(__file__).resolve().parent.parent / "presets" / "default.yaml"
@@ -210,7 +209,7 @@ def _read_pad(reader: _Reader, name: str, node, models, samplerate: int | None) 
     settings = Settings(
         steps=opt("steps", defaults.steps, lambda n, k: reader.number(n, k, 1, 1000, integer=True)),
         sampler=opt("sampler", defaults.sampler, lambda n, k: reader.text(n, k, choices=SAMPLERS)),
-        schedule=opt("schedule", defaults.schedule, lambda n, k: reader.text(n, k, choices=tuple(SCHEDULES))),
+        schedule=opt("schedule", defaults.schedule, lambda n, k: reader.text(n, k, choices=SCHEDULES)),
         guidance=opt("guidance", defaults.guidance, lambda n, k: reader.number(n, k, 0, 20)),
         strength=strength,
     )

@@ -10,8 +10,9 @@ from audio_diffusion_pytorch import DiffusionModel, UNetV0, VDiffusion, VSampler
 
 from engine.convert import convert
 from engine.errors import InputError
-from engine.generate import Item, Settings, sample_batch, seed_noise
+from engine.generate import Item, sample_batch, seed_noise
 from engine.modelfile import load_model
+from engine.settings import Settings
 from tests.tiny_models import TINY_UNET
 
 SEED_CONFIG = """\

@@ -3,8 +3,9 @@ import torch
 
 from engine.device import pick_device, pick_dtype
 from engine.errors import InputError
-from engine.generate import Item, Settings, sample_batch
+from engine.generate import Item, sample_batch
 from engine.modelfile import load_model
+from engine.settings import Settings
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

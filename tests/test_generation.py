@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from engine.errors import InputError
-from engine.generate import Item, Settings, generate, sample_batch
+from engine.generate import Item, generate, sample_batch
 from engine.modelfile import load_model
 from engine.postprocess import Finish, finish_oneshot
+from engine.settings import Settings
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,13 @@ import pytest
 import torch
 
 from engine.cache import cache_files, load_pools
-from engine.generate import Item, Settings, generate
-from engine.generator import GeneratorConfig, GeneratorSupervisor, Producer, pool_layout
+from engine.generate import Item, generate
+from engine.generator import Producer
 from engine.modelfile import load_model
 from engine.pads import PadSpec
 from engine.pool import Pools
+from engine.settings import Settings
+from engine.supervisor import GeneratorConfig, GeneratorSupervisor, pool_layout
 from tests.pool_fixtures import wait_serving
 
 FAST = Settings(steps=2)

@@ -6,7 +6,8 @@ import torch
 from safetensors.torch import save_file
 
 from engine.errors import InputError
-from engine.modelfile import load_model, read_config, save_model
+from engine.modelconfig import read_config
+from engine.modelfile import load_model, save_model
 from tests.tiny_models import tiny_config, tiny_model
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from engine.cache import cache_files, load_pools, save_pools
-from engine.generate import Settings
+from engine.settings import Settings
 from engine.pads import PadSpec
 from engine.pool import GRANTS_TOTAL, PadLayout, Pools
 from tests.pool_fixtures import fill, hammer_producer, pools_of  # noqa: F401

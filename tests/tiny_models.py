@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from engine.modelfile import DrumDiffusion, ModelConfig, save_model
+from engine.modelconfig import ModelConfig
+from engine.modelfile import DrumDiffusion, save_model
 
 TINY_UNET = dict(
     in_channels=2, channels=[8, 16, 16], factors=[1, 2, 2], items=[1, 1, 1],
