@@ -54,12 +54,13 @@ class PadJob:
 
 
 class Producer:
-    def __init__(self, config: GeneratorConfig, pools: Pools, run_index: int = 0):
+    def __init__(self, config: GeneratorConfig, pools: Pools, run_index: int = 0, strict: bool = False):
+        """`strict`: a pad that cannot be generated is an error, not a warning."""
         self.config = config
         self.pools = pools
         entropy = None if config.seed is None else [config.seed, run_index]
         self.rng = np.random.default_rng(entropy)
-        self.jobs = _prepare_jobs(config)
+        self.jobs = _prepare_jobs(config, strict)
         self.pending: list[list[tuple[np.ndarray, int]]] = [[] for _ in config.specs]
         self.last_save = time.monotonic()
         self.saved_state: tuple[int, int] | None = None
@@ -78,6 +79,16 @@ class Producer:
                 self.save(every=self.config.save_every)
         finally:
             self.save(every=0.0)
+
+    def fill(self, max_rounds: int = 1000) -> None:
+        """Fill every pool once, here and now, with no audio thread (offline render)."""
+        for _ in range(max_rounds):
+            batch = self.plan()
+            if not batch:
+                return
+            self.make(batch)
+            self.deliver(quiet=0.0)
+        raise InputError(self.config.specs[0].model, "the model keeps producing silent or invalid audio")
 
     def need(self, p: int) -> int:
         return self.pools.sizes[p] - self.pools.fresh(p) - len(self.pending[p])
@@ -109,7 +120,7 @@ class Producer:
             if audio is None:
                 continue  # NaN or silence; the pad stays wanting, so it is made again
             spec = self.jobs[p].spec
-            self.pending[p].append((to_playback(audio, rate, spec.sample_rate, spec.tune), seed))
+            self.pending[p].append((to_playback(audio, rate, spec.sample_rate, spec.tune, spec.decay), seed))
             made += 1
         self.pools.note_batch(batch, made, len(batch) - made, time.monotonic() - started)
 
@@ -146,7 +157,7 @@ class Producer:
         self.last_save = time.monotonic()
 
 
-def _prepare_jobs(config: GeneratorConfig) -> list[PadJob | None]:
+def _prepare_jobs(config: GeneratorConfig, strict: bool) -> list[PadJob | None]:
     """One job per pad; None (and a warning) for a pad whose model, class or source is unusable."""
     models: dict[Path, DrumDiffusion] = {}
     jobs: list[PadJob | None] = []
@@ -162,6 +173,8 @@ def _prepare_jobs(config: GeneratorConfig) -> list[PadJob | None]:
                 source = read_source(spec.source, model_config.sample_rate, model_config.channels, model_config.length)
             jobs.append(PadJob(spec, model, model.class_index(spec.class_name), source))
         except InputError as error:
+            if strict:
+                raise
             log.warning("pad %s is not generated: %s", spec.name, error)
             jobs.append(None)
     return jobs

@@ -20,6 +20,7 @@ class PadSpec:
     settings: Settings = field(default_factory=Settings)
     source: Path | None = None       # variation source (audio file); settings.strength applies
     tune: float = 0.0                # semitones, applied when the pool is filled
+    decay: float | None = None       # seconds until the one-shot has faded out; None: as made
     sample_rate: int | None = None   # the audio device's rate; None: the model's
 
     def output_frames(self, model_rate: int, model_length: int) -> int:

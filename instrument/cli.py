@@ -26,9 +26,36 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="noisepad", description="A drum instrument whose every hit is freshly diffused.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_render(commands)
     _add_generate(commands)
     _add_convert(commands)
     return parser
+
+
+def _add_render(commands) -> None:
+    command = commands.add_parser("render", help="render a MIDI file to WAV offline, through the same mixer as live play")
+    command.add_argument("midi", type=Path, help="standard MIDI file")
+    command.add_argument("-o", "--output", type=Path, required=True, help="WAV file to write")
+    command.add_argument("--preset", type=Path, help="preset (default: the default kit)")
+    command.add_argument("--seed", type=int, default=0, help="the same seed renders the same file, bit for bit (default 0)")
+    command.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: best available)")
+    command.set_defaults(run=run_render)
+
+
+def run_render(args) -> int:
+    from instrument.preset import load_preset
+    from instrument.render import render
+
+    preset = load_preset(args.preset)
+    seconds = render(args.midi, args.output, preset, seed=args.seed, device=_device_name(args.device))
+    print(f"wrote {args.output} ({seconds:.1f} s)")
+    return 0
+
+
+def _device_name(requested: str | None) -> str:
+    from engine.device import pick_device
+
+    return str(pick_device(requested))
 
 
 def _add_generate(commands) -> None:

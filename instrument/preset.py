@@ -37,7 +37,6 @@ class Pad:
     spec: PadSpec
     gain_db: float = 0.0
     pan: float = 0.0
-    decay: float | None = None          # seconds until the one-shot has faded out; None: its own length
     velocity_curve: str | float = "linear"
     choke: str | None = None
     release_on_note_off: bool = False
@@ -218,6 +217,7 @@ def _read_pad(reader: _Reader, name: str, node, models, samplerate: int | None) 
         pool_size=opt("pool", 12, lambda n, k: reader.number(n, k, 1, 256, integer=True)),
         settings=settings, source=source,
         tune=float(opt("tune", 0.0, lambda n, k: reader.number(n, k, -24, 24))),
+        decay=opt("decay", None, lambda n, k: reader.number(n, k, 0.005, 10, allow_null=True)),
         sample_rate=samplerate,
     )
     return Pad(
@@ -226,7 +226,6 @@ def _read_pad(reader: _Reader, name: str, node, models, samplerate: int | None) 
         spec=spec,
         gain_db=float(opt("gain_db", 0.0, lambda n, k: reader.number(n, k, -60, 12))),
         pan=float(opt("pan", 0.0, lambda n, k: reader.number(n, k, -1, 1))),
-        decay=opt("decay", None, lambda n, k: reader.number(n, k, 0.005, 10, allow_null=True)),
         velocity_curve=opt("velocity_curve", "linear", lambda n, k: _read_curve(reader, n, k)),
         choke=opt("choke", None, lambda n, k: reader.text(n, k, allow_null=True)),
         release_on_note_off=opt("release_on_note_off", False, reader.boolean),

@@ -324,14 +324,20 @@ class JackRecorder:
     def send_midi(self, message, at: int | None = None, timeout: float = 5.0) -> int:
         """Send MIDI bytes at frame time `at` (default: the next cycle); wait until the
         event is written and return the frame time at which it entered the graph."""
-        item = [at, bytes(message), None]
-        self._midi_queue.append(item)
+        return self.schedule_midi([(at, message)], timeout)[0]
+
+    def schedule_midi(self, events, timeout: float = 5.0) -> list[int]:
+        """Send [(frame time or None, MIDI bytes), ...], in time order and later than any
+        event still queued; wait until all are written; return their frame times. An event
+        whose time has passed goes out at the start of the next cycle."""
+        items = [[at, bytes(message), None] for at, message in events]
+        self._midi_queue.extend(items)  # one call: the process callback sees all or none
         deadline = time.monotonic() + timeout
-        while item[2] is None:
+        while items[-1][2] is None:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"MIDI event {message} not sent")
+                raise TimeoutError(f"MIDI events not sent: {events}")
             time.sleep(0.001)
-        return item[2]
+        return [item[2] for item in items]
 
     @property
     def frame_time(self) -> int:
@@ -430,7 +436,7 @@ class JackMidiSender:
 
     def close(self) -> None:
         self.midiout.close_port()
-        del self.midiout
+        self.midiout.delete()  # closes the JACK client; `del` alone leaves it open until exit
         self.clock.close()
 
     def __enter__(self):

@@ -74,7 +74,7 @@ def test_servers_with_different_names_are_independent():
         assert "only_on_first:in" in first.ports()
         assert "only_on_first:in" not in second.ports()
         port.close_port()
-        del port
+        port.delete()  # python-rtmidi closes its JACK client only here, not on `del`
 
 
 def test_a_name_in_use_is_refused():
@@ -103,10 +103,11 @@ PORTAUDIO_PROBE = """
     with sd.OutputStream(device=device["index"], samplerate=device["default_samplerate"], blocksize=128,
                          channels=2, dtype="float32", callback=callback) as stream:
         time.sleep(0.3)
+        last_block_time = blocks[-1][1]
         stream_time = stream.time
         connections = subprocess.run(["jack_lsp", "-c"], capture_output=True, text=True).stdout
     print(json.dumps(dict(apis=apis, device=device, blocks=blocks[:50], stream_time=stream_time,
-                          last_block_time=blocks[-1][1], connections=connections)))
+                          last_block_time=last_block_time, connections=connections)))
 """
 
 
@@ -125,7 +126,8 @@ def test_portaudio_in_a_fresh_process_plays_through_jack():
     assert all(later > earlier for earlier, later in zip(current, current[1:]))
     output_delay = {round((dac - now) * 44100) for _, now, dac in blocks}
     assert len(output_delay) == 1 and output_delay.pop() > 0  # a constant, in frames
-    assert probe["stream_time"] >= probe["last_block_time"]  # stream.time: the same clock
+    # stream.time, read from another thread, runs on the callback's clock
+    assert 0 <= probe["stream_time"] - probe["last_block_time"] < 3 * 128 / 44100
     assert "PortAudio:out_0\n   system:playback_1" in probe["connections"]  # auto-connected
     assert "PortAudio:out_1\n   system:playback_2" in probe["connections"]
 
@@ -175,7 +177,7 @@ def test_a_note_reaches_a_jack_virtual_port():
             assert received.get(timeout=2) == [0x80, 36, 0]
             assert [message for _, message in midi.sent] == [[0x90, 36, 100], [0x80, 36, 0]]
             port.close_port()
-            del port
+            port.delete()
 
 
 MIDO_LISTENER = """
@@ -199,8 +201,8 @@ def test_mido_virtual_input_in_another_process_gets_notes_at_exact_frames():
             with JackRecorder(server, channels=1) as rec:
                 rec.connect_midi("noisepad:noisepad")
                 at = rec.frame_time + server.rate // 20
-                assert rec.send_midi([0x90, 38, 90], at=at) == at
-                assert rec.send_midi([0x80, 38, 0], at=at + 100) == at + 100
+                sent = rec.schedule_midi([(at, [0x90, 38, 90]), (at + 100, [0x80, 38, 0])])
+                assert sent == [at, at + 100]
                 wait_for_line(listener, "note_on 38")
                 wait_for_line(listener, "note_off 38")
         finally:
@@ -233,6 +235,7 @@ CLICK_INSTRUMENT = """
         print("ready", flush=True)
         sys.stdin.read()
     midi.close_port()
+    midi.delete()
 """
 
 
@@ -260,4 +263,4 @@ def test_recorded_click_follows_the_note_within_two_blocks():
         finally:
             instrument.communicate(timeout=10)
     assert instrument.returncode == 0, instrument.stderr
-    assert all(0 < latency <= 2 * server.period for latency in latencies)
+    assert all(0 <= latency <= 2 * server.period for latency in latencies)

@@ -51,7 +51,7 @@ def test_a_good_preset_loads_with_paths_relative_to_it(preset_dir):
     assert kick.spec.model == (preset_dir / "kit.safetensors").resolve()
     assert kick.spec.pool_size == 6 and kick.spec.settings.steps == 8 and kick.gain_db == -3
     assert hat.spec.tune == -2 and hat.pan == 0.25 and hat.velocity_curve == "soft" and hat.choke == "hats"
-    assert open_hat.decay == 0.4 and open_hat.release_on_note_off
+    assert open_hat.spec.decay == 0.4 and open_hat.release_on_note_off
     assert thing.spec.source == (preset_dir / "hit.wav").resolve() and thing.spec.settings.strength == 0.3
     assert preset.midi_channel == 10 and preset.blocksize == 256
     assert kick.spec.sample_rate == 48000

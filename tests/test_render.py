@@ -1,0 +1,94 @@
+"""`noisepad render`: a MIDI file through the live mixer, offline, reproducible bit for bit."""
+
+import subprocess
+import sys
+
+import mido
+import numpy as np
+import pytest
+import soundfile
+
+
+def noisepad(*args):
+    return subprocess.run([sys.executable, "-m", "instrument.cli", *map(str, args)], capture_output=True, text=True)
+
+
+def write_midi(path, notes, tempo=500000):
+    """notes: (beat, note, velocity, channel 1-16); each note lasts a 16th."""
+    midi = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=tempo))
+    messages = []
+    for beat, note, velocity, channel in notes:
+        messages.append((int(beat * 480), mido.Message("note_on", note=note, velocity=velocity, channel=channel - 1)))
+        messages.append((int(beat * 480) + 120, mido.Message("note_off", note=note, velocity=0, channel=channel - 1)))
+    now = 0
+    for tick, message in sorted(messages, key=lambda m: m[0]):
+        track.append(message.copy(time=tick - now))
+        now = tick
+    midi.save(str(path))
+    return path
+
+
+@pytest.fixture
+def kit_preset(tmp_path, kit_model_file):
+    preset = tmp_path / "kit.yaml"
+    preset.write_text(f"""\
+models:
+  kit: {{path: {kit_model_file}}}
+pads:
+  kick: {{notes: [36], model: kit, class: kick, steps: 2, pool: 4}}
+  snare: {{notes: [38], model: kit, class: snare, steps: 2, pool: 4}}
+  hat: {{notes: [42], model: kit, class: hihat_closed, steps: 2, pool: 4, choke: hats, gain_db: -6}}
+""")
+    return preset
+
+
+GROOVE = [(0, 36, 110, 10), (0.5, 42, 80, 10), (1, 38, 100, 10), (1.5, 42, 70, 10), (2, 36, 120, 10), (2.25, 36, 60, 10)]
+
+
+def test_render_places_every_note_at_its_sample_and_is_reproducible(tmp_path, kit_preset):
+    midi = write_midi(tmp_path / "groove.mid", GROOVE)
+    first, second, other = tmp_path / "a.wav", tmp_path / "b.wav", tmp_path / "c.wav"
+    for out, seed in ((first, 3), (second, 3), (other, 4)):
+        result = noisepad("render", midi, "-o", out, "--preset", kit_preset, "--seed", seed)
+        assert result.returncode == 0, result.stderr
+    assert first.read_bytes() == second.read_bytes()
+    assert first.read_bytes() != other.read_bytes()
+    audio, rate = soundfile.read(str(first))
+    assert rate == 44100 and audio.shape[1] == 2
+    assert np.all(np.isfinite(audio)) and np.abs(audio).max() <= 1.0
+    # tiny one-shots last 1024 frames, less than the gap between notes: silence up to each
+    # note's exact sample (0.5 s per beat at 120 bpm), sound right after it
+    for beat, *_ in GROOVE:
+        position = int(round(beat * 0.5 * rate))
+        assert np.all(audio[position - 64:position + 1] == 0)
+        assert np.abs(audio[position:position + 200]).max() > 1e-3
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "not a readable MIDI file"),
+    (b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01\xe0MTrk\x00\x00\x10\x00\x90\x24", "not a readable MIDI file"),
+])
+def test_corrupt_or_empty_midi_file(tmp_path, kit_preset, content, message):
+    midi = tmp_path / "bad.mid"
+    midi.write_bytes(content)
+    result = noisepad("render", midi, "-o", tmp_path / "out.wav", "--preset", kit_preset)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_midi_file_with_notes_no_pad_maps(tmp_path, kit_preset):
+    midi = write_midi(tmp_path / "toms.mid", [(0, 36, 100, 10), (1, 45, 100, 10), (2, 48, 100, 10)])
+    result = noisepad("render", midi, "-o", tmp_path / "out.wav", "--preset", kit_preset)
+    assert result.returncode == 2
+    assert "notes 45, 48 are mapped to no pad of kit.yaml" in result.stderr
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_midi_file_without_notes(tmp_path, kit_preset):
+    midi = write_midi(tmp_path / "silent.mid", [])
+    result = noisepad("render", midi, "-o", tmp_path / "out.wav", "--preset", kit_preset)
+    assert result.returncode == 2 and "MIDI file has no notes" in result.stderr
