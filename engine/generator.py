@@ -25,7 +25,7 @@ from engine.audiofile import read_source
 from engine.cache import save_pools
 from engine.errors import InputError
 from engine.generate import Item, generate
-from engine.device import pick_dtype
+from engine.device import pick_device, pick_dtype
 from engine.modelfile import DrumDiffusion, load_model
 from engine.settings import MAX_SEED
 from engine.pads import PadSpec
@@ -165,7 +165,8 @@ def _prepare_jobs(config: GeneratorConfig, strict: bool) -> list[PadJob | None]:
         path = Path(spec.model).resolve()
         try:
             if path not in models:
-                models[path] = load_model(path, config.device, pick_dtype(config.precision, torch.device(config.device)))
+                device = pick_device(config.device)
+                models[path] = load_model(path, device, pick_dtype(config.precision, device))
             model = models[path]
             model_config = model.config
             source = None

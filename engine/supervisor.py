@@ -24,7 +24,7 @@ log = logging.getLogger("noisepad.generator")
 class GeneratorConfig:
     specs: tuple[PadSpec, ...]
     pools: PoolsHandle
-    device: str = "cpu"                # a torch device name: cpu, cuda, cuda:1, mps
+    device: str | None = "cpu"         # a torch device name (cpu, cuda, cuda:1, mps); None: the best there is
     precision: str = "fp32"            # fp32, or fp16/bf16 on a GPU
     cache_dir: Path | None = None      # None: no cache saving
     save_every: float = 30.0           # seconds between cache saves

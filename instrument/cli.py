@@ -26,10 +26,54 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="noisepad", description="A drum instrument whose every hit is freshly diffused.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_play(commands)
+    _add_devices(commands)
     _add_render(commands)
     _add_generate(commands)
     _add_convert(commands)
     return parser
+
+
+def _add_play(commands) -> None:
+    command = commands.add_parser("play", help="play pads from MIDI in real time")
+    command.add_argument("--preset", type=Path, help="preset (default: the default kit)")
+    port = command.add_mutually_exclusive_group()
+    port.add_argument("--midi-in", help="MIDI input port, by name or part of it (default: the first)")
+    port.add_argument("--virtual", action="store_true", help="open a virtual MIDI input named 'noisepad'")
+    command.add_argument("--midi-api", choices=["alsa", "jack", "coremidi", "winmm"], help="MIDI system (default: the first that works)")
+    command.add_argument("--channel", type=int, choices=range(1, 17), metavar="N", help="MIDI channel 1-16 (default: all)")
+    command.add_argument("--device", help="audio output device, by name, part of it, or number")
+    command.add_argument("--samplerate", type=int, help="audio rate (default: the model's, if the device takes it)")
+    command.add_argument("--blocksize", type=int, help="frames per audio block (default 128)")
+    command.add_argument("--record", type=Path, help="also write the output to this WAV file")
+    command.add_argument("--cache", type=Path, help="folder for the pools' cache (default: the platform's cache folder)")
+    command.add_argument("--generator-device", help="torch device for generation: cpu, cuda, mps (default: best available)")
+    command.add_argument("--precision", default="fp32", help="fp32, or fp16/bf16 on a GPU")
+    command.set_defaults(run=run_play)
+
+
+def run_play(args) -> int:
+    from instrument.play import PlayOptions, play
+
+    device = int(args.device) if args.device is not None and args.device.isdigit() else args.device
+    return play(PlayOptions(
+        preset=args.preset, midi_in=args.midi_in, virtual=args.virtual, midi_api=args.midi_api,
+        channel=args.channel, device=device, samplerate=args.samplerate, blocksize=args.blocksize,
+        record=args.record, cache=args.cache, generator_device=args.generator_device,
+        precision=args.precision,
+    ))
+
+
+def _add_devices(commands) -> None:
+    command = commands.add_parser("devices", help="list MIDI inputs and audio outputs")
+    command.set_defaults(run=run_devices)
+
+
+def run_devices(args) -> int:
+    from instrument.play import list_devices
+
+    print(list_devices())
+    return 0
 
 
 def _add_render(commands) -> None:

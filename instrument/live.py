@@ -1,0 +1,111 @@
+"""The audio callback: drain MIDI events, mix voices, keep counters. numpy only.
+
+It never blocks, locks, logs, does I/O or touches torch, and allocates no large arrays: the
+mixer and every buffer here are preallocated. Slow things (writing a recording, printing
+the status) happen on other threads, reading what the callback leaves in shared arrays.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from instrument.mixer import Mixer
+from instrument.scheduler import EventQueue, Scheduler
+
+TIMING_WINDOW = 2048        # recent callback durations kept for p50/p99
+SAFETY_MARGIN_S = 0.0005    # added to the measured output latency for the fixed note delay
+
+
+@dataclass(frozen=True)
+class LiveStats:
+    xruns: int
+    callbacks: int
+    p50_ms: float
+    p99_ms: float
+    budget_ms: float
+    voices: int
+    hits: int
+    late: int
+    unmapped: int
+    empty: int
+    delay_ms: float
+
+
+class Recorder:
+    """A ring of audio blocks the callback copies into and a writer thread drains."""
+
+    def __init__(self, seconds: float, sample_rate: int, channels: int = 2):
+        self.buffer = np.zeros((int(seconds * sample_rate), channels), np.float32)
+        self.written = 0   # frames the callback has put in (callback-owned)
+        self.read = 0      # frames the writer has taken out (writer-owned)
+        self.dropped = 0   # frames lost because the writer fell behind (callback-owned)
+
+    def put(self, block: np.ndarray) -> None:
+        frames, size = block.shape[0], self.buffer.shape[0]
+        if self.written + frames - self.read > size:
+            self.dropped += frames
+            return
+        start = self.written % size
+        first = min(frames, size - start)
+        self.buffer[start:start + first] = block[:first]
+        self.buffer[:frames - first] = block[first:]
+        self.written += frames
+
+    def take(self) -> np.ndarray:
+        """Everything recorded since the last take (a copy; writer thread only)."""
+        size, written = self.buffer.shape[0], self.written
+        start, count = self.read % size, written - self.read
+        first = min(count, size - start)
+        out = np.concatenate([self.buffer[start:start + first], self.buffer[:count - first]])
+        self.read = written
+        return out
+
+
+class LiveEngine:
+    """Owns what the callback touches. Pass `callback` to a sounddevice OutputStream."""
+
+    def __init__(self, mixer: Mixer, queue: EventQueue, note_to_pad, sample_rate: int,
+                 channel: int | None = None, recorder: Recorder | None = None):
+        self.mixer = mixer
+        self.sample_rate = sample_rate
+        self.scheduler = Scheduler(queue, mixer, note_to_pad, sample_rate, delay=-1.0, channel=channel)
+        self.recorder = recorder
+        self.durations = np.zeros(TIMING_WINDOW, np.float64)
+        self.callbacks = 0
+        self.xruns = 0
+        self.budget = 0.0
+
+    def callback(self, outdata: np.ndarray, frames: int, time_info, status) -> None:
+        started = time.perf_counter()
+        if status:
+            self.xruns += 1
+        block_time = time_info.outputBufferDacTime
+        if self.scheduler.delay < 0:
+            self._fix_delay(block_time - time_info.currentTime, frames)
+        self.scheduler.run_block(block_time, frames)
+        self.mixer.render(outdata)
+        if self.recorder is not None:
+            self.recorder.put(outdata)
+        self.durations[self.callbacks % TIMING_WINDOW] = time.perf_counter() - started
+        self.callbacks += 1
+
+    def _fix_delay(self, output_latency: float, frames: int) -> None:
+        """A note seen in this callback may have arrived up to one block ago and is heard no
+        sooner than the output latency from now: that sum, fixed once, is every note's delay."""
+        self.budget = frames / self.sample_rate
+        self.scheduler.delay = max(0.0, output_latency) + self.budget + SAFETY_MARGIN_S
+
+    def stats(self) -> LiveStats:
+        count = min(self.callbacks, TIMING_WINDOW)
+        recent = self.durations[:count] if count else np.zeros(1)
+        counters = self.mixer.counters
+        return LiveStats(
+            xruns=self.xruns, callbacks=self.callbacks,
+            p50_ms=float(np.percentile(recent, 50) * 1000), p99_ms=float(np.percentile(recent, 99) * 1000),
+            budget_ms=self.budget * 1000, voices=self.mixer.voices, hits=counters.hits,
+            late=self.scheduler.late, unmapped=self.scheduler.unmapped, empty=counters.empty,
+            delay_ms=max(0.0, self.scheduler.delay) * 1000,
+        )
