@@ -1,7 +1,9 @@
-"""MIDI input with mido over python-rtmidi: open a port by name or make a virtual one.
+"""MIDI input: open a port by name (or part of it) or make a virtual one named 'noisepad'.
 
-Messages arrive on rtmidi's own thread; each note is stamped with the audio clock and pushed
-into the `EventQueue` the audio callback drains. Everything but notes is dropped on arrival.
+Ports are listed through mido's rtmidi backend; the live input is python-rtmidi itself, so that
+clock, sysex and active sensing are dropped inside RtMidi before they reach Python, and a note
+costs one small tuple. Messages arrive on rtmidi's thread; each note is stamped with the audio
+clock and pushed into the `EventQueue` the audio callback drains.
 """
 
 from __future__ import annotations
@@ -88,25 +90,62 @@ def find_input(wanted: str | None, api: str) -> str:
 
 def open_input(queue: EventQueue, clock: Callable[[], float], name: str | None = None,
                virtual: bool = False, api: str | None = None):
-    """`api` None: the first MIDI system that works here."""
-    api = pick_api(api)
-    """Open a port (or a virtual port named 'noisepad') feeding `queue`; returns the mido port."""
+    """Open a port (or a virtual port 'noisepad') feeding `queue`; returns the rtmidi.MidiIn.
+    `api` None: the first MIDI system that works here."""
+    import rtmidi
 
-    def on_message(message) -> None:
-        kind = message.type
-        if kind == "note_on":
-            queue.push(clock(), NOTE_ON | message.channel, message.note, message.velocity)
-        elif kind == "note_off":
-            queue.push(clock(), NOTE_OFF | message.channel, message.note, 0)
+    api = pick_api(api)
+
+    arrival = ArrivalClock(clock)
+
+    def on_message(event, _data) -> None:
+        message, delta = event
+        when = arrival.stamp(delta)
+        status = message[0]
+        if status & 0xE0 == NOTE_OFF and len(message) == 3:   # note-off 0x8n or note-on 0x9n
+            queue.push(when, status, message[1], message[2] if status & 0xF0 == NOTE_ON else 0)
 
     try:
-        port_name = VIRTUAL_PORT_NAME if virtual else find_input(name, api)
         with _quiet_stderr():
-            return backend(api).open_input(port_name, virtual=virtual, callback=on_message)
+            port = rtmidi.MidiIn(getattr(rtmidi, f"API_{APIS[api]}"), VIRTUAL_PORT_NAME)
+            port.ignore_types(sysex=True, timing=True, active_sense=True)
+            if virtual:
+                port.open_virtual_port(VIRTUAL_PORT_NAME)
+            else:
+                wanted = find_input(name, api)
+                port.open_port(port.get_ports().index(wanted), VIRTUAL_PORT_NAME)
+            port.set_callback(on_message)
     except InputError:
         raise
     except Exception as error:
         raise InputError(None, f"cannot open MIDI input ({_reason(error)})") from None
+    return port
+
+
+class ArrivalClock:
+    """Arrival times with less jitter than reading the clock when Python gets the message.
+
+    RtMidi stamps each message (as the time since the previous one) when its driver receives
+    it; Python sees it later, by a varying amount. The previous arrival plus RtMidi's delta is
+    exact up to the previous estimate's error, and reading the clock now is never early, so
+    the smaller of the two is the better estimate. It is kept within MAX_LAG of the clock, so
+    a drift between RtMidi's clock and the audio clock cannot accumulate.
+    """
+
+    MAX_LAG = 0.005
+
+    def __init__(self, clock: Callable[[], float]):
+        self.clock = clock
+        self.last: float | None = None
+
+    def stamp(self, delta: float) -> float:
+        now = self.clock()
+        if self.last is None or now <= 0.0:   # first message, or the audio clock not running yet
+            estimate = now
+        else:
+            estimate = min(now, max(self.last + delta, now - self.MAX_LAG))
+        self.last = estimate if now > 0.0 else None
+        return estimate
 
 
 def _reason(error: Exception) -> str:

@@ -54,6 +54,7 @@ def play(options: PlayOptions) -> int:
     _check_record_path(options.record)
     specs = [pad.spec for pad in preset.pads]
     stop = _stop_on_signals()
+    sys.setswitchinterval(0.0005)  # the audio and MIDI threads wait less for the GIL
     with ExitStack() as stack:
         pools = stack.enter_context(Pools.create(pool_layout(specs)))
         cached = sum(load_pools(pools, specs, options.cache))
@@ -68,17 +69,35 @@ def play(options: PlayOptions) -> int:
         mixer = Mixer(pools, pad_mixes(preset), rate, max_blocksize=max(blocksize, 4096))
         channel = options.channel if options.channel is not None else preset.midi_channel
         engine = LiveEngine(mixer, queue, preset.note_to_pad, rate, channel, recorder)
-        stream = stack.enter_context(_open_stream(device, rate, blocksize, engine))
-        port = open_input(queue, lambda: stream.time, options.midi_in or preset.midi_input,
+        # MIDI before audio: python-rtmidi holds the GIL while it opens a JACK client, and
+        # a running Python audio callback would then stall the JACK graph until it times out
+        clock = StreamClock()
+        port = open_input(queue, clock, options.midi_in or preset.midi_input,
                           options.virtual or preset.midi_virtual, options.midi_api)
-        stack.callback(port.close)
+        stack.callback(port.close_port)
+        clock.stream = stack.enter_context(_open_stream(device, rate, blocksize, engine))
         if recorder is not None:
             _start_writer(stack, recorder, options.record, rate)
         print(f"noisepad: {preset.name} on {device['name']} at {rate} Hz, block {blocksize}; "
-              f"MIDI in: {port.name}; {cached} one-shots from the cache. Ctrl-C stops.", file=sys.stderr, flush=True)
+              f"MIDI in: {_port_label(options, preset)}; {cached} one-shots from the cache. Ctrl-C stops.", file=sys.stderr, flush=True)
         _status_loop(stop, engine, pools, supervisor, options.status_every)
         print("\n" + _summary(engine, pools, supervisor), file=sys.stderr, flush=True)
     return 0
+
+
+class StreamClock:
+    """The audio stream's clock, for stamping MIDI arrivals; 0 until the stream runs."""
+
+    stream = None
+
+    def __call__(self) -> float:
+        return 0.0 if self.stream is None else self.stream.time
+
+
+def _port_label(options: PlayOptions, preset: Preset) -> str:
+    if options.virtual or preset.midi_virtual:
+        return "virtual port 'noisepad'"
+    return options.midi_in or preset.midi_input or "first port"
 
 
 def _output_device(wanted) -> dict:
@@ -153,7 +172,12 @@ def _stop_on_signals() -> threading.Event:
 def _status_loop(stop: threading.Event, engine: LiveEngine, pools: Pools, supervisor, every: float) -> None:
     tty = sys.stderr.isatty()
     last_line = 0.0
+    started, ready = time.monotonic(), False
     while not stop.wait(every):
+        if not ready and all(pools.available(p) > 0 for p in range(pools.pads)):
+            ready = True
+            print(f"{chr(13) if tty else ''}noisepad: every pad ready after {time.monotonic() - started:.1f} s",
+                  file=sys.stderr, flush=True)
         if tty:
             print("\r" + _status(engine, pools, supervisor), end="", file=sys.stderr, flush=True)
         elif time.monotonic() - last_line >= 10:
