@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import soundfile
 
 from tests.jack_server import JackMidiSender, JackRecorder, jack_server, skip_unless_jackd
 
@@ -36,7 +37,8 @@ def start_play(server, preset, tmp_path):
     env = dict(server.env, PYTHONUNBUFFERED="1")
     command = [sys.executable, "-m", "instrument.cli", "play", "--virtual", "--midi-api", "jack",
                "--preset", str(preset), "--device", "JACK", "--blocksize", str(PERIOD),
-               "--cache", str(tmp_path / "cache"), "--generator-device", "cpu"]
+               "--cache", str(tmp_path / "cache"), "--generator-device", "cpu",
+               "--record", str(tmp_path / "take.wav")]
     log = open(tmp_path / "play.log", "w+")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     return process, log
@@ -88,6 +90,10 @@ def test_every_note_sounds_with_constant_latency(preset, tmp_path):
             output = stop_play(process, log)
             sender.close()
     assert process.returncode == 0, output
+    recording, rate = soundfile.read(str(tmp_path / "take.wav"))
+    assert rate == RATE and recording.shape[1] == 2
+    loud = np.abs(recording).max(axis=1) > 1e-3
+    assert np.count_nonzero(loud[1:] & ~loud[:-1]) >= NOTES  # every note is in the recording
     assert len(sent) == NOTES, sent
     assert None not in onsets, (onsets, output)
     latencies = np.array(onsets) - np.array(sent)
