@@ -91,8 +91,8 @@ def soak(seconds: float, notes_per_second: float) -> str:
                     latencies = _latencies(recorder, frames)
                     server_xruns = server.xruns() - xruns_before
             finally:
+                sender.close()   # before noisepad goes: closing a sender whose peer is gone stalls
                 summary = _stop_play(play, folder / "play.log")
-                sender.close()
     return _soak_report(seconds, notes_per_second, latencies, server_xruns, summary)
 
 

@@ -87,8 +87,8 @@ def test_every_note_sounds_with_constant_latency(preset, tmp_path):
                 recorder.wait_until(sent[-1] + RATE // 2)
                 onsets = [recorder.first_onset(after=frame) for frame in sent]
         finally:
+            sender.close()   # before noisepad goes: closing a sender whose peer is gone stalls for ~100 s
             output = stop_play(process, log)
-            sender.close()
     assert process.returncode == 0, output
     recording, rate = soundfile.read(str(tmp_path / "take.wav"))
     assert rate == RATE and recording.shape[1] == 2
