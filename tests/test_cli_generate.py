@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from tests.tiny_models import write_tiny_model
+from tests.tiny_models import write_kit_preset, write_tiny_model
 
 
 def noisepad(*args):
@@ -83,8 +83,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(case, args, message, k
 
 
 def test_generate_for_a_preset_pad_uses_its_model_class_and_settings(kit_model_file, tmp_path):
-    preset = tmp_path / "kit.yaml"
-    preset.write_text(f"models:\n  kit: {{path: {kit_model_file}}}\npads:\n  snare: {{notes: [38], model: kit, class: snare, steps: 3}}\n")
+    preset = write_kit_preset(tmp_path / "kit.yaml", kit_model_file, {"snare": "notes: [38], class: snare, steps: 3"})
     result = noisepad("generate", "--preset", preset, "--pad", "snare", "-n", 2, "-o", tmp_path / "p", "--seed", 9, "--quiet")
     assert result.returncode == 0, result.stderr
     sidecar = json.loads((tmp_path / "p" / "snare_9.json").read_text())

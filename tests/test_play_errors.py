@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from tests.jack_server import jack_server, skip_unless_jackd
+from tests.tiny_models import write_kit_preset
 
 
 def noisepad(*args, env=None, timeout=120):
@@ -15,9 +16,7 @@ def noisepad(*args, env=None, timeout=120):
 
 @pytest.fixture
 def preset(tmp_path, kit_model_file):
-    path = tmp_path / "kit.yaml"
-    path.write_text(f"models:\n  kit: {{path: {kit_model_file}}}\npads:\n  kick: {{notes: [36], model: kit, class: kick, steps: 2}}\n")
-    return path
+    return write_kit_preset(tmp_path / "kit.yaml", kit_model_file, {"kick": "notes: [36], class: kick, steps: 2"})
 
 
 def one_line(result):

@@ -11,6 +11,7 @@ import pytest
 import soundfile
 
 from tests.jack_server import JackMidiSender, JackRecorder, jack_server, skip_unless_jackd
+from tests.tiny_models import write_kit_preset
 
 pytestmark = pytest.mark.skipif(not skip_unless_jackd(), reason="needs jackd (Debian jackd2)")
 
@@ -22,15 +23,10 @@ TIGHT = RATE // 2000             # 0.5 ms
 
 @pytest.fixture
 def preset(tmp_path, kit_model_file):
-    path = tmp_path / "kit.yaml"
-    path.write_text(f"""\
-models:
-  kit: {{path: {kit_model_file}}}
-pads:
-  kick: {{notes: [36], model: kit, class: kick, steps: 2, pool: 6}}
-  snare: {{notes: [38], model: kit, class: snare, steps: 2, pool: 6}}
-""")
-    return path
+    return write_kit_preset(tmp_path / "kit.yaml", kit_model_file, {
+        "kick": "notes: [36], class: kick, steps: 2, pool: 6",
+        "snare": "notes: [38], class: snare, steps: 2, pool: 6",
+    })
 
 
 def start_play(server, preset, tmp_path):

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import soundfile
 
+from tests.tiny_models import write_kit_preset
+
 
 def noisepad(*args):
     return subprocess.run([sys.executable, "-m", "instrument.cli", *map(str, args)], capture_output=True, text=True)
@@ -33,16 +35,11 @@ def write_midi(path, notes, tempo=500000):
 
 @pytest.fixture
 def kit_preset(tmp_path, kit_model_file):
-    preset = tmp_path / "kit.yaml"
-    preset.write_text(f"""\
-models:
-  kit: {{path: {kit_model_file}}}
-pads:
-  kick: {{notes: [36], model: kit, class: kick, steps: 2, pool: 4}}
-  snare: {{notes: [38], model: kit, class: snare, steps: 2, pool: 4}}
-  hat: {{notes: [42], model: kit, class: hihat_closed, steps: 2, pool: 4, choke: hats, gain_db: -6}}
-""")
-    return preset
+    return write_kit_preset(tmp_path / "kit.yaml", kit_model_file, {
+        "kick": "notes: [36], class: kick, steps: 2, pool: 4",
+        "snare": "notes: [38], class: snare, steps: 2, pool: 4",
+        "hat": "notes: [42], class: hihat_closed, steps: 2, pool: 4, choke: hats, gain_db: -6",
+    })
 
 
 GROOVE = [(0, 36, 110, 10), (0.5, 42, 80, 10), (1, 38, 100, 10), (1.5, 42, 70, 10), (2, 36, 120, 10), (2.25, 36, 60, 10)]

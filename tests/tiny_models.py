@@ -33,3 +33,12 @@ def tiny_model(classes: tuple[str, ...] = (), seed: int = 0) -> DrumDiffusion:
 def write_tiny_model(path: Path, classes: tuple[str, ...] = (), seed: int = 0) -> Path:
     save_model(tiny_model(classes, seed), path)
     return path
+
+
+def write_kit_preset(path: Path, model_file: Path, pads: dict[str, str]) -> Path:
+    """A preset with one model named 'kit'; `pads` maps pad names to their YAML flow mappings,
+    e.g. {"kick": "notes: [36], class: kick, steps: 2"} ('model: kit' is added)."""
+    lines = ["models:", f"  kit: {{path: {model_file}}}", "pads:"]
+    lines += [f"  {name}: {{{fields}, model: kit}}" for name, fields in pads.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
