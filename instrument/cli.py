@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_render(commands)
     _add_generate(commands)
     _add_convert(commands)
+    _add_dataset(commands)
+    _add_train(commands)
+    _add_export(commands)
     return parser
 
 
@@ -188,6 +191,77 @@ def run_convert(args) -> int:
     parameters = sum(p.numel() for p in model.parameters())
     print(f"wrote {args.output} ({parameters / 1e6:.1f} M parameters)")
     return 0
+
+
+def _add_dataset(commands) -> None:
+    command = commands.add_parser("dataset", help="build a training set from folders of one-shots and Hydrogen drumkits")
+    command.add_argument("sources", type=Path, nargs="+", metavar="SRC",
+                         help="a folder with one sub-folder per class, a Hydrogen drumkit, or a folder of drumkits")
+    command.add_argument("-o", "--output", type=Path, required=True, help="dataset folder to write")
+    command.add_argument("--hold-out", action="append", default=[], metavar="KIT",
+                         help="keep this kit (or source folder) out of training, for evaluation; repeatable")
+    command.add_argument("--length", type=int, default=32768, help="samples per one-shot (default 32768)")
+    command.add_argument("--samplerate", type=int, default=44100, help="rate of the dataset (default 44100)")
+    command.add_argument("--show-classes", action="store_true", help="also print the instrument-name-to-class table")
+    command.set_defaults(run=run_dataset)
+
+
+def run_dataset(args) -> int:
+    _training_package()
+    from training.classes import mapping_table
+    from training.dataset import build_dataset, summary
+    from training.oneshot import Shape
+
+    if args.show_classes:
+        print(mapping_table())
+    manifest = build_dataset(args.sources, args.output, Shape(sample_rate=args.samplerate, length=args.length), tuple(args.hold_out))
+    print(summary(manifest))
+    print(f"wrote {len(manifest.items)} one-shots to {args.output}")
+    return 0
+
+
+def _add_train(commands) -> None:
+    command = commands.add_parser("train", help="train a model on a dataset (run it again to resume)")
+    command.add_argument("data", type=Path, help="dataset folder (from `noisepad dataset`)")
+    command.add_argument("--config", default="default", help="tiny, default, seed or a YAML file (default: default)")
+    command.add_argument("-o", "--output", type=Path, required=True, metavar="RUN", help="run folder")
+    command.add_argument("--steps", type=int, help="train until this many optimizer steps (default: the config's)")
+    command.add_argument("--init", type=Path, help="fine-tune from this engine model file")
+    command.add_argument("--quiet", action="store_true", help="no progress bar")
+    command.set_defaults(run=run_train)
+
+
+def run_train(args) -> int:
+    _training_package()
+    from training.run import train
+
+    model = train(args.data, args.config, args.output, steps=args.steps, init=args.init, progress=not args.quiet)
+    print(f"trained; EMA model in {model} (export it with `noisepad export {args.output} -o MODEL`)")
+    return 0
+
+
+def _add_export(commands) -> None:
+    command = commands.add_parser("export", help="write a run's EMA weights as an engine model file")
+    command.add_argument("run", type=Path, help="run folder")
+    command.add_argument("-o", "--output", type=Path, required=True, help="model file to write (.safetensors)")
+    command.add_argument("--half", action="store_true", help="store fp16 weights (half the size)")
+    command.set_defaults(run=run_export)
+
+
+def run_export(args) -> int:
+    from training.run import export
+
+    config = export(args.run, args.output, half=args.half)
+    print(f"wrote {args.output} ({', '.join(config.classes) or 'unconditional'})")
+    return 0
+
+
+def _training_package():
+    try:
+        import lightning  # noqa: F401
+        import pyloudnorm  # noqa: F401
+    except ImportError as error:
+        raise InputError(None, f"training needs the train extra: pip install 'noisepad[train]' ({error.name} is missing)") from None
 
 
 if __name__ == "__main__":

@@ -1,0 +1,143 @@
+"""Datasets from real audio files and real (tiny) Hydrogen drumkits, through `noisepad dataset`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyloudnorm
+import pytest
+import soundfile
+
+from instrument.cli import main
+from tests.drum_files import hit, write_class_folders, write_hit, write_hydrogen_kit
+from training.classes import class_for_name
+from training.dataset import read_manifest
+
+
+def build(capsys, *args) -> tuple[int, str, str]:
+    code = main(["dataset", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_folders_of_any_format_become_fixed_length_stereo_one_shots(tmp_path, capsys):
+    source = tmp_path / "mine"
+    write_hit(source / "kick" / "a.wav", "kick", rate=22050)
+    write_hit(source / "kick" / "b.flac", "kick", rate=48000, channels=2, seed=1)
+    write_hit(source / "snare" / "c.aiff", "snare", rate=44100, subtype="PCM_16")
+    write_hit(source / "snare" / "d.ogg", "snare", rate=32000, seed=2)
+    write_hit(source / "Hi Hat" / "e.wav", "hat", silence=0.2)
+
+    code, out, _ = build(capsys, source, "-o", tmp_path / "data")
+
+    assert code == 0
+    manifest = read_manifest(tmp_path / "data")
+    assert manifest.classes == ["kick", "snare", "hi_hat"]
+    assert sorted(i["class"] for i in manifest.items) == ["hi_hat", "kick", "kick", "snare", "snare"]
+    for item in manifest.items:
+        audio, rate = soundfile.read(tmp_path / "data" / item["path"], always_2d=True)
+        assert rate == 44100 and audio.shape == (32768, 2)
+        assert np.abs(audio[:32]).max() > 0.01, f"{item['source']}: leading silence not trimmed"
+    assert "kick" in out and "total" in out and "wrote 5 one-shots" in out
+
+
+def test_one_shots_are_loudness_normalized(tmp_path, capsys):
+    source = tmp_path / "mine"
+    write_hit(source / "snare" / "quiet.wav", "snare")
+    soundfile.write(source / "snare" / "quieter.wav", hit("snare", seed=3) * 0.05, 44100)
+    assert build(capsys, source, "-o", tmp_path / "data")[0] == 0
+    meter = pyloudnorm.Meter(44100)
+    loudness = [meter.integrated_loudness(soundfile.read(p)[0]) for p in sorted((tmp_path / "data" / "snare").glob("*.flac"))]
+    assert loudness == pytest.approx([-20.0, -20.0], abs=0.5)
+
+
+def test_unreadable_files_are_skipped_and_listed(tmp_path, capsys):
+    source = write_class_folders(tmp_path / "mine", per_class=2)
+    (source / "kick" / "broken.wav").write_bytes(b"RIFF\x00\x00not audio at all")
+    soundfile.write(source / "kick" / "silent.wav", np.zeros((4410, 1)), 44100)
+
+    code, out, _ = build(capsys, source, "-o", tmp_path / "data")
+
+    assert code == 0
+    skipped = {json_item["source"].rsplit("/", 1)[-1]: json_item["reason"] for json_item in read_manifest(tmp_path / "data").skipped}
+    assert set(skipped) == {"broken.wav", "silent.wav"}
+    assert skipped["silent.wav"] == "silent"
+    assert "broken.wav" in out and "skipped 2 files" in out
+    assert len(read_manifest(tmp_path / "data").items) == 6
+
+
+@pytest.mark.parametrize("layered", [True, False], ids=["instrumentComponent", "old-layers"])
+def test_hydrogen_kits_map_instrument_names_to_classes(tmp_path, capsys, layered):
+    kit = tmp_path / "kits" / "TestKit"
+    for name, kind in (("k1.wav", "kick"), ("k2.flac", "kick"), ("s.wav", "snare"), ("oh.wav", "hat"), ("z.wav", "hat")):
+        write_hit(kit / name, kind, seed=len(name))
+    write_hydrogen_kit(kit, "Test Kit", {
+        "Kick": ["k1.wav", "k2.flac"], "Snare Rimshot": ["s.wav"], "Hat Open": ["oh.wav"],
+        "Zap": ["z.wav"], "Tom Low": ["missing.wav"],
+    }, layered=layered, license="CC-BY 3.0")
+
+    code, out, _ = build(capsys, tmp_path / "kits", "-o", tmp_path / "data")
+
+    assert code == 0
+    manifest = read_manifest(tmp_path / "data")
+    assert sorted((i["class"], i["group"]) for i in manifest.items) == [
+        ("hihat_open", "Test Kit"), ("kick", "Test Kit"), ("kick", "Test Kit"), ("snare", "Test Kit")]
+    assert manifest.licenses == {"Test Kit": "CC-BY 3.0"}
+    reasons = {s["source"].rsplit("/", 1)[-1]: s["reason"] for s in manifest.skipped}
+    assert reasons == {"z.wav": "instrument 'Zap' is in no class", "missing.wav": "file not found"}
+
+
+def test_a_held_out_kit_is_the_evaluation_split(tmp_path, capsys):
+    for kit_name, rate in (("KitA", 44100), ("KitB", 48000)):
+        kit = tmp_path / "kits" / kit_name
+        write_hit(kit / "kick.wav", "kick", rate=rate)
+        write_hydrogen_kit(kit, kit_name, {"Bass Drum": ["kick.wav"]})
+
+    assert build(capsys, tmp_path / "kits", "-o", tmp_path / "data", "--hold-out", "KitB")[0] == 0
+    splits = {i["group"]: i["split"] for i in read_manifest(tmp_path / "data").items}
+    assert splits == {"KitA": "train", "KitB": "eval"}
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("Kick Lite 1", "kick"), ("c3 - bass drum 1", "kick"), ("Snare Rimshot", "snare"), ("Side Stick", "rim"),
+    ("Hand Clap", "clap"), ("Closed HH", "hihat_closed"), ("Pedal HH", "hihat_closed"), ("Hi Hat Opened", "hihat_open"),
+    ("VariBreaks Hat 1 Op", "hihat_open"), ("Floor Tom", "tom"), ("Ride Bell", "ride"), ("Cowbell", "perc"),
+    ("Crash Left", "crash"), ("Splash", "crash"), ("Zap 1", None),
+])
+def test_class_table(name, expected):
+    assert class_for_name(name) == expected
+
+
+def test_a_dataset_of_nothing_readable_is_refused_and_not_written(tmp_path, capsys):
+    source = tmp_path / "mine" / "kick"
+    source.mkdir(parents=True)
+    (source / "broken.wav").write_bytes(b"garbage")
+
+    code, out, err = build(capsys, tmp_path / "mine", "-o", tmp_path / "data")
+
+    assert code == 2 and "empty dataset" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "data").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"], "no staging folder left behind"
+
+
+def test_it_will_not_overwrite_a_folder_that_is_not_a_dataset(tmp_path, capsys):
+    source = write_class_folders(tmp_path / "mine", per_class=1)
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "notes.txt").write_text("keep me")
+
+    code, _, err = build(capsys, source, "-o", tmp_path / "precious")
+
+    assert code == 2 and "is not a dataset" in err
+    assert (tmp_path / "precious" / "notes.txt").read_text() == "keep me"
+
+
+def test_missing_source_folder(tmp_path, capsys):
+    code, _, err = build(capsys, tmp_path / "nowhere", "-o", tmp_path / "data")
+    assert code == 2 and "nowhere: not a folder" in err
+
+
+def test_manifest_is_plain_json(tmp_path, capsys):
+    build(capsys, write_class_folders(tmp_path / "mine", per_class=1), "-o", tmp_path / "data")
+    data = json.loads((tmp_path / "data" / "dataset.json").read_text())
+    assert data["format"] == "noisepad-dataset" and data["length"] == 32768

@@ -1,0 +1,59 @@
+"""The LightningModule: v-diffusion on a DrumDiffusion, AdamW with warmup, EMA weights."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from engine.modelfile import DrumDiffusion
+from training.config import Recipe
+from training.objective import v_loss
+
+
+class DiffusionTraining(pl.LightningModule):
+    def __init__(self, model: DrumDiffusion, recipe: Recipe):
+        super().__init__()
+        self.model = model
+        self.recipe = recipe
+        self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
+        self.ema.requires_grad_(False)
+        self._last_ema_step = -1
+
+    @property
+    def ema_model(self) -> DrumDiffusion:
+        return self.ema.module
+
+    def training_step(self, batch, batch_idx):
+        audio, class_ids = _augment(*batch)
+        loss = v_loss(self.model, audio, class_ids, self.recipe.cfg_dropout)
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        if self.trainer.global_step != self._last_ema_step:   # an optimizer step happened
+            self._last_ema_step = self.trainer.global_step
+            self.ema.update_parameters(self.model)
+        if torch.cuda.is_available():
+            self.log("gpu_peak_mib", torch.cuda.max_memory_allocated() / 2**20, on_step=True, on_epoch=False)
+
+    def validation_step(self, batch, batch_idx):
+        audio, class_ids = batch
+        generator = torch.Generator().manual_seed(1000 + batch_idx)   # the same noise at every validation
+        loss = v_loss(self.ema_model, audio, class_ids, 0.0, generator)
+        self.log("val_loss", loss, prog_bar=True, on_epoch=True, sync_dist=True, batch_size=audio.shape[0])
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.recipe.learning_rate, weight_decay=self.recipe.weight_decay)
+        warmup = max(1, self.recipe.warmup_steps)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def _augment(audio: torch.Tensor, class_ids: torch.Tensor):
+    """Label-preserving variety for small kits: random polarity and left/right swap per item."""
+    batch = audio.shape[0]
+    polarity = torch.where(torch.rand(batch, device=audio.device) < 0.5, -1.0, 1.0).view(-1, 1, 1)
+    swap = torch.rand(batch, device=audio.device) < 0.5
+    audio = torch.where(swap.view(-1, 1, 1), audio.flip(1), audio) * polarity.to(audio.dtype)
+    return audio, class_ids
