@@ -242,7 +242,7 @@ def run_train(args) -> int:
 
 def _add_export(commands) -> None:
     command = commands.add_parser("export", help="write a run's EMA weights as an engine model file")
-    command.add_argument("run", type=Path, help="run folder")
+    command.add_argument("run_folder", type=Path, metavar="RUN", help="run folder")
     command.add_argument("-o", "--output", type=Path, required=True, help="model file to write (.safetensors)")
     command.add_argument("--half", action="store_true", help="store fp16 weights (half the size)")
     command.set_defaults(run=run_export)
@@ -251,7 +251,7 @@ def _add_export(commands) -> None:
 def run_export(args) -> int:
     from training.run import export
 
-    config = export(args.run, args.output, half=args.half)
+    config = export(args.run_folder, args.output, half=args.half)
     print(f"wrote {args.output} ({', '.join(config.classes) or 'unconditional'})")
     return 0
 

@@ -1,0 +1,121 @@
+"""Training the `tiny` config on CPU for real: loss falls, runs resume, fine-tune and export."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from engine.modelfile import DrumDiffusion, load_model
+from instrument.cli import main
+from tests.drum_files import write_class_folders
+from training.config import load_config
+from training.dataset import load_split, read_manifest
+from training.objective import v_loss
+from training.run import _initialise
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("training")
+    source = write_class_folders(root / "hits", per_class=4)
+    assert main(["dataset", str(source), "-o", str(root / "data"), "--length", "4096"]) == 0
+    return root / "data"
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "tiny"
+    assert main(["train", str(dataset), "--config", "tiny", "-o", str(run), "--steps", "40", "--quiet"]) == 0
+    return run
+
+
+def fixed_noise_loss(model: DrumDiffusion, dataset) -> float:
+    audio, labels = map(torch.from_numpy, load_split(dataset, read_manifest(dataset), "train"))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        return sum(v_loss(model, audio, labels, 0.0, generator).item() for _ in range(8)) / 8
+
+
+def test_a_few_steps_of_tiny_lower_the_loss(dataset, trained):
+    torch.manual_seed(0)
+    untrained = DrumDiffusion(load_config("tiny").model_config(read_manifest(dataset).classes)).eval()
+    model = load_model(trained / "model.safetensors")
+    before, after = fixed_noise_loss(untrained, dataset), fixed_noise_loss(model, dataset)
+    assert after < 0.8 * before, f"loss {before:.3f} -> {after:.3f}"
+
+
+def test_a_run_holds_checkpoints_samples_and_logs(trained):
+    assert (trained / "checkpoints" / "last.ckpt").is_file()
+    record = json.loads((trained / "run.json").read_text())
+    assert record["model_config"]["classes"] == ["kick", "snare", "hat"]
+    samples = sorted(p.name for p in (trained / "samples" / "step0000040").iterdir())
+    assert samples == ["hat.png", "hat.wav", "kick.png", "kick.wav", "snare.png", "snare.wav"]
+    metrics = (trained / "logs" / "metrics.csv").read_text().splitlines()
+    assert "train_loss" in metrics[0] and "val_loss" in metrics[0] and len(metrics) > 4
+
+
+def test_running_the_same_command_again_resumes(dataset, trained):
+    first_samples = trained / "samples" / "step0000020"
+    stamp = first_samples.stat().st_mtime_ns
+    assert main(["train", str(dataset), "--config", "tiny", "-o", str(trained), "--steps", "50", "--quiet"]) == 0
+    checkpoint = torch.load(trained / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["global_step"] == 50
+    assert (trained / "samples" / "step0000050").is_dir()
+    assert first_samples.stat().st_mtime_ns == stamp, "the resumed run started over"
+
+
+def test_export_writes_an_engine_model_file(trained, tmp_path, capsys):
+    assert main(["export", str(trained), "-o", str(tmp_path / "full.safetensors")]) == 0
+    assert main(["export", str(trained), "-o", str(tmp_path / "half.safetensors"), "--half"]) == 0
+    full, half = load_model(tmp_path / "full.safetensors"), load_model(tmp_path / "half.safetensors")
+    assert full.config.classes == ("kick", "snare", "hat")
+    assert os.path.getsize(tmp_path / "half.safetensors") < 0.6 * os.path.getsize(tmp_path / "full.safetensors")
+    for (name, a), (_, b) in zip(full.state_dict().items(), half.state_dict().items()):
+        torch.testing.assert_close(a, b, atol=2e-3, rtol=2e-3, msg=name)
+    assert main(["generate", "--model", str(tmp_path / "full.safetensors"), "--class", "kick", "-n", "1",
+                 "-o", str(tmp_path), "--steps", "2", "--quiet"]) == 0
+
+
+def test_fine_tuning_starts_from_the_given_model(dataset, trained, tmp_path):
+    init = tmp_path / "init.safetensors"
+    assert main(["export", str(trained), "-o", str(init)]) == 0
+    fresh = DrumDiffusion(load_model(init).config)
+    _initialise(fresh, init)
+    for (name, a), (_, b) in zip(fresh.state_dict().items(), load_model(init).state_dict().items()):
+        torch.testing.assert_close(a, b, msg=name)
+
+    run = tmp_path / "fine"
+    assert main(["train", str(dataset), "--config", "tiny", "-o", str(run), "--steps", "5", "--init", str(init), "--quiet"]) == 0
+    assert json.loads((run / "run.json").read_text())["init"] == str(init)
+    tuned = load_model(run / "model.safetensors")
+    assert fixed_noise_loss(tuned, dataset) < 1.2 * fixed_noise_loss(load_model(init), dataset)
+
+
+def test_a_config_that_does_not_fit_the_data_length(dataset, tmp_path, capsys):
+    code = main(["train", str(dataset), "--config", "default", "-o", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "4096 samples" in err and "32768" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_folder_that_is_not_a_run(dataset, tmp_path, capsys):
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "file.txt").write_text("mine")
+    assert main(["export", str(tmp_path / "other"), "-o", str(tmp_path / "m.safetensors")]) == 2
+    assert "not a training run" in capsys.readouterr().err
+    assert main(["train", str(dataset), "--config", "tiny", "-o", str(tmp_path / "other"), "--quiet"]) == 2
+    assert "is not a run" in capsys.readouterr().err
+    assert (tmp_path / "other" / "file.txt").read_text() == "mine"
+
+
+def test_a_folder_that_is_not_a_dataset(tmp_path, capsys):
+    assert main(["train", str(tmp_path), "--config", "tiny", "-o", str(tmp_path / "run")]) == 2
+    assert "not a dataset" in capsys.readouterr().err
+
+
+def test_an_unknown_config(dataset, tmp_path, capsys):
+    assert main(["train", str(dataset), "--config", "huge", "-o", str(tmp_path / "run")]) == 2
+    assert "no such training config" in capsys.readouterr().err
