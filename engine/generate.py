@@ -52,7 +52,8 @@ def sample_batch(model: DrumDiffusion, items: list[Item], settings: Settings) ->
     t_start = settings.strength if any(item.source is not None for item in items) else 1.0
     if t_start == 0.0:
         return np.stack([item.source for item in items]).astype(np.float32)
-    x = _noised_start(items, noise, t_start)
+    scale = config.data_scale
+    x = _noised_start(items, noise, t_start, scale)
     class_ids = _class_ids(model, items, device)
     conditioning = model.conditioning(class_ids, settings.guidance)
     x = x.to(device=device, dtype=dtype)
@@ -68,10 +69,10 @@ def sample_batch(model: DrumDiffusion, items: list[Item], settings: Settings) ->
             return model.velocity(x_t, torch.full((batch,), t, device=device, dtype=dtype), **conditioning)
 
         out = SOLVERS[settings.sampler](velocity, x, ts)
-    return out.float().cpu().numpy()
+    return (out.float() / scale).cpu().numpy()
 
 
-def _noised_start(items: list[Item], noise: torch.Tensor, t_start: float) -> torch.Tensor:
+def _noised_start(items: list[Item], noise: torch.Tensor, t_start: float, scale: float) -> torch.Tensor:
     if t_start >= 1.0:
         return noise
     alpha, sigma = (float(v) for v in alpha_sigma(t_start))
@@ -81,7 +82,7 @@ def _noised_start(items: list[Item], noise: torch.Tensor, t_start: float) -> tor
     sources = torch.from_numpy(np.stack([item.source for item in items]).astype(np.float32))
     if sources.shape != noise.shape:
         raise InputError(None, f"variation source has shape {tuple(sources.shape[1:])}, the model makes {tuple(noise.shape[1:])}")
-    return alpha * sources + sigma * noise
+    return alpha * sources * scale + sigma * noise
 
 
 def _class_ids(model: DrumDiffusion, items: list[Item], device: torch.device) -> torch.Tensor | None:

@@ -26,6 +26,9 @@ class ModelConfig:
     length: int = 32768
     channels: int = 2
     classes: tuple[str, ...] = field(default_factory=tuple)
+    # The net works on audio times this: training data scaled to a standard deviation near 0.5
+    # puts the noise schedule's signal-to-noise range where drums have their structure.
+    data_scale: float = 1.0
 
     @property
     def conditional(self) -> bool:
@@ -43,6 +46,7 @@ class ModelConfig:
                 length=int(data["length"]),
                 channels=int(data["channels"]),
                 classes=tuple(str(c) for c in data.get("classes", ())),
+                data_scale=float(data.get("data_scale", 1.0)),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise InputError(source, f"model config is incomplete or malformed ({error!r})") from None
@@ -67,6 +71,8 @@ class ModelConfig:
             raise InputError(source, f"model config: length {self.length} is not a multiple of the UNet's downsampling {downsampling}")
         if self.conditional and not unet.get("use_embedding_cfg"):
             raise InputError(source, "model config names classes but the UNet has no embedding conditioning")
+        if not 0 < self.data_scale < 1e6:
+            raise InputError(source, f"model config: data_scale must be positive, not {self.data_scale}")
         if len(set(self.classes)) != len(self.classes):
             raise InputError(source, "model config: class names repeat")
 

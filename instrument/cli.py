@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="noisepad", description="A drum instrument whose every hit is freshly diffused.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_demo(commands)
     _add_play(commands)
     _add_devices(commands)
     _add_render(commands)
@@ -35,6 +36,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(commands)
     _add_export(commands)
     return parser
+
+
+def _add_demo(commands) -> None:
+    command = commands.add_parser("demo", help="render a short groove with the default kit, write it and play it")
+    command.add_argument("-o", "--output", type=Path, default=Path("noisepad-demo.wav"), help="WAV file (default noisepad-demo.wav)")
+    command.add_argument("--no-play", action="store_true", help="only write the file")
+    command.add_argument("--seed", type=int, help="the same seed renders the same file (default: a new one each time)")
+    command.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: best available)")
+    command.set_defaults(run=run_demo)
+
+
+def run_demo(args) -> int:
+    from instrument.demo import demo
+
+    demo(args.output, play=not args.no_play, seed=args.seed, device=_device_name(args.device))
+    return 0
 
 
 def _add_play(commands) -> None:
@@ -214,6 +231,8 @@ def run_dataset(args) -> int:
 
     if args.show_classes:
         print(mapping_table())
+    if args.length < 1 or args.samplerate < 1:
+        raise InputError(None, "--length and --samplerate must be positive")
     manifest = build_dataset(args.sources, args.output, Shape(sample_rate=args.samplerate, length=args.length), tuple(args.hold_out))
     print(summary(manifest))
     print(f"wrote {len(manifest.items)} one-shots to {args.output}")
@@ -259,7 +278,9 @@ def run_export(args) -> int:
 def _training_package():
     try:
         import lightning  # noqa: F401
+        import matplotlib  # noqa: F401
         import pyloudnorm  # noqa: F401
+        import soxr  # noqa: F401
     except ImportError as error:
         raise InputError(None, f"training needs the train extra: pip install 'noisepad[train]' ({error.name} is missing)") from None
 

@@ -25,8 +25,10 @@ from instrument.preset import Preset
 TAIL_LIMIT_S = 10.0
 
 
-def render(midi: Path, output: Path, preset: Preset, seed: int = 0, device: str = "cpu") -> float:
-    """Write the rendering as a WAV file; returns its length in seconds."""
+def render(midi: Path, output: Path, preset: Preset, seed: int = 0, device: str = "cpu",
+           max_per_pad: int | None = None) -> float:
+    """Write the rendering as a WAV file; returns its length in seconds. `max_per_pad` caps the
+    one-shots made per pad below its pool size (a quicker render that replays more)."""
     from engine.generator import Producer  # torch: only once there is something to render
 
     events = read_notes(midi, preset.midi_channel)
@@ -34,7 +36,7 @@ def render(midi: Path, output: Path, preset: Preset, seed: int = 0, device: str 
     if not output.parent.is_dir():
         raise InputError(output, "output folder does not exist")
     rate = preset.samplerate or read_config(preset.pads[0].spec.model).sample_rate
-    specs = _specs_for(events, preset, rate)
+    specs = _specs_for(events, preset, rate, max_per_pad)
     with Pools.create(pool_layout(specs)) as pools:
         config = GeneratorConfig(tuple(specs), pools.handle, device=device, seed=seed)
         Producer(config, pools, strict=True).fill()
@@ -50,12 +52,13 @@ def _check_mapped(midi: Path, events: list[NoteEvent], preset: Preset) -> None:
         raise InputError(midi, f"notes {notes} are mapped to no pad of {preset.path.name}")
 
 
-def _specs_for(events: list[NoteEvent], preset: Preset, rate: int):
+def _specs_for(events: list[NoteEvent], preset: Preset, rate: int, max_per_pad: int | None = None):
     hits = [0] * len(preset.pads)
     for event in events:
         if event.velocity > 0:
             hits[preset.note_to_pad[event.note]] += 1
-    return [replace(pad.spec, pool_size=max(1, min(count, pad.spec.pool_size)), sample_rate=rate)
+    cap = max_per_pad or 256
+    return [replace(pad.spec, pool_size=max(1, min(count, pad.spec.pool_size, cap)), sample_rate=rate)
             for pad, count in zip(preset.pads, hits)]
 
 

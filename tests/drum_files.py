@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 import soundfile
@@ -29,9 +30,9 @@ def write_hit(path: Path, kind: str, rate: int = 44100, channels: int = 1, seed:
     return path
 
 
-def write_class_folders(root: Path, per_class: int = 4, length_classes=("kick", "hat", "snare")) -> Path:
+def write_class_folders(root: Path, per_class: int = 4, classes=("kick", "hat", "snare")) -> Path:
     """root/<class>/<n>.wav, a few hits per class with different seeds."""
-    for kind in length_classes:
+    for kind in classes:
         for n in range(per_class):
             write_hit(root / kind / f"{n}.wav", kind, seed=n, channels=1 + n % 2)
     return root
@@ -45,22 +46,27 @@ LAYERED_INSTRUMENT = """  <instrument><id>{i}</id><name>{name}</name>
 OLD_INSTRUMENT = """  <instrument><id>{i}</id><name>{name}</name>
 {layers}
   </instrument>"""
+FLAT_INSTRUMENT = """  <instrument><id>{i}</id><name>{name}</name><filename>{file}</filename></instrument>"""
 
 
-def write_hydrogen_kit(folder: Path, name: str, instruments: dict[str, list[str]], layered: bool = True,
+def write_hydrogen_kit(folder: Path, name: str, instruments: dict[str, list[str]], format: str = "layered",
                        license: str | None = "GPL") -> Path:
-    """A Hydrogen drumkit: drumkit.xml naming `instruments` {name: [sample files]}.
-    Layered is Hydrogen 1.x (instrumentComponent > layer); otherwise 0.9's layers in the instrument."""
+    """A Hydrogen drumkit: drumkit.xml naming `instruments` {name: [sample files]}, in one of
+    Hydrogen's formats: "layered" (1.x: instrumentComponent > layer, with a namespace), "layers"
+    (0.9: layers straight in the instrument) or "flat" (0.9.3: one filename, no namespace)."""
     folder.mkdir(parents=True, exist_ok=True)
-    template = LAYERED_INSTRUMENT if layered else OLD_INSTRUMENT
     blocks = []
     for i, (instrument, files) in enumerate(instruments.items()):
-        layers = "\n".join(f"    <layer><filename>{f}</filename><min>0</min><max>1</max></layer>" for f in files)
-        blocks.append(template.format(i=i, name=instrument, layers=layers))
-    license_line = f" <license>{license}</license>\n" if license else ""
+        if format == "flat":
+            blocks.append(FLAT_INSTRUMENT.format(i=i, name=escape(instrument), file=escape(files[0])))
+            continue
+        layers = "\n".join(f"    <layer><filename>{escape(f)}</filename><min>0</min><max>1</max></layer>" for f in files)
+        template = LAYERED_INSTRUMENT if format == "layered" else OLD_INSTRUMENT
+        blocks.append(template.format(i=i, name=escape(instrument), layers=layers))
+    license_line = f" <license>{escape(license)}</license>\n" if license else ""
+    namespace = "" if format == "flat" else ' xmlns="http://www.hydrogen-music.org/drumkit"'
     (folder / "drumkit.xml").write_text(
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<drumkit_info xmlns="http://www.hydrogen-music.org/drumkit">\n'
-        f" <name>{name}</name>\n{license_line} <instrumentList>\n" + "\n".join(blocks) + "\n </instrumentList>\n</drumkit_info>\n"
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<drumkit_info{namespace}>\n'
+        f" <name>{escape(name)}</name>\n{license_line} <instrumentList>\n" + "\n".join(blocks) + "\n </instrumentList>\n</drumkit_info>\n"
     )
     return folder

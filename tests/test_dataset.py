@@ -67,15 +67,15 @@ def test_unreadable_files_are_skipped_and_listed(tmp_path, capsys):
     assert len(read_manifest(tmp_path / "data").items) == 6
 
 
-@pytest.mark.parametrize("layered", [True, False], ids=["instrumentComponent", "old-layers"])
-def test_hydrogen_kits_map_instrument_names_to_classes(tmp_path, capsys, layered):
+@pytest.mark.parametrize("format", ["layered", "layers"], ids=["1.x-instrumentComponent", "0.9-layers"])
+def test_hydrogen_kits_map_instrument_names_to_classes(tmp_path, capsys, format):
     kit = tmp_path / "kits" / "TestKit"
     for name, kind in (("k1.wav", "kick"), ("k2.flac", "kick"), ("s.wav", "snare"), ("oh.wav", "hat"), ("z.wav", "hat")):
         write_hit(kit / name, kind, seed=len(name))
     write_hydrogen_kit(kit, "Test Kit", {
         "Kick": ["k1.wav", "k2.flac"], "Snare Rimshot": ["s.wav"], "Hat Open": ["oh.wav"],
         "Zap": ["z.wav"], "Tom Low": ["missing.wav"],
-    }, layered=layered, license="CC-BY 3.0")
+    }, format=format, license="CC-BY 3.0")
 
     code, out, _ = build(capsys, tmp_path / "kits", "-o", tmp_path / "data")
 
@@ -86,6 +86,18 @@ def test_hydrogen_kits_map_instrument_names_to_classes(tmp_path, capsys, layered
     assert manifest.licenses == {"Test Kit": "CC-BY 3.0"}
     reasons = {s["source"].rsplit("/", 1)[-1]: s["reason"] for s in manifest.skipped}
     assert reasons == {"z.wav": "instrument 'Zap' is in no class", "missing.wav": "file not found"}
+
+
+def test_the_oldest_drumkit_format_one_file_per_instrument_no_namespace(tmp_path, capsys):
+    kit = tmp_path / "Old & Gold"
+    write_hit(kit / "bd.wav", "kick")
+    write_hit(kit / "ch.wav", "hat")
+    write_hydrogen_kit(kit, "Old & Gold", {"Bass Drum": ["bd.wav"], "Closed HH": ["ch.wav"]}, format="flat", license=None)
+
+    assert build(capsys, kit, "-o", tmp_path / "data")[0] == 0
+    manifest = read_manifest(tmp_path / "data")
+    assert sorted(i["class"] for i in manifest.items) == ["hihat_closed", "kick"]
+    assert manifest.licenses == {"Old & Gold": "not stated in drumkit.xml"}
 
 
 def test_a_held_out_kit_is_the_evaluation_split(tmp_path, capsys):

@@ -120,3 +120,21 @@ def test_finish_rejects_nan_and_silence_and_removes_dc():
     assert np.isclose(np.abs(shot).max(), 10 ** (-6 / 20), atol=1e-6)
     tail = shot[:, -int(0.01 * rate):]
     assert np.all(np.abs(np.diff(tail, axis=-1)) < 1e-3) and np.all(shot[:, -1] == 0)
+
+
+def test_data_scale_maps_the_nets_range_back_to_audio(plain):
+    """A model trained on audio times s makes audio times s: generation divides it out, and a
+    variation source is scaled up before it is noised, so the net sees what it was trained on."""
+    from dataclasses import replace
+
+    from engine.modelfile import DrumDiffusion
+
+    scaled = DrumDiffusion(replace(plain.config, data_scale=4.0)).eval()
+    scaled.load_state_dict(plain.state_dict())
+    settings = Settings(steps=4)
+    np.testing.assert_allclose(sample_batch(plain, [Item(1)], settings),
+                               4.0 * sample_batch(scaled, [Item(1)], settings), rtol=1e-5, atol=1e-6)
+    source = sample_batch(plain, [Item(2)], settings)[0]
+    variation = replace(settings, strength=0.5)
+    np.testing.assert_allclose(sample_batch(plain, [Item(3, source=4.0 * source)], variation),
+                               4.0 * sample_batch(scaled, [Item(3, source=source)], variation), rtol=1e-4, atol=1e-5)

@@ -28,7 +28,8 @@ def dataset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(dataset, tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "tiny"
-    assert main(["train", str(dataset), "--config", "tiny", "-o", str(run), "--steps", "40", "--quiet"]) == 0
+    # 45: the last 5 steps fall after the last checkpoint (every 10) and must still be saved
+    assert main(["train", str(dataset), "--config", "tiny", "-o", str(run), "--steps", "45", "--quiet"]) == 0
     return run
 
 
@@ -48,12 +49,13 @@ def test_a_few_steps_of_tiny_lower_the_loss(dataset, trained):
 
 
 def test_a_run_holds_checkpoints_samples_and_logs(trained):
-    assert (trained / "checkpoints" / "last.ckpt").is_file()
+    checkpoint = torch.load(trained / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["global_step"] == 45
     record = json.loads((trained / "run.json").read_text())
     assert record["model_config"]["classes"] == ["kick", "snare", "hat"]
     samples = sorted(p.name for p in (trained / "samples" / "step0000040").iterdir())
     assert samples == ["hat.png", "hat.wav", "kick.png", "kick.wav", "snare.png", "snare.wav"]
-    metrics = (trained / "logs" / "metrics.csv").read_text().splitlines()
+    metrics = (trained / "logs" / "version_0" / "metrics.csv").read_text().splitlines()
     assert "train_loss" in metrics[0] and "val_loss" in metrics[0] and len(metrics) > 4
 
 
@@ -65,6 +67,8 @@ def test_running_the_same_command_again_resumes(dataset, trained):
     assert checkpoint["global_step"] == 50
     assert (trained / "samples" / "step0000050").is_dir()
     assert first_samples.stat().st_mtime_ns == stamp, "the resumed run started over"
+    assert (trained / "logs" / "version_0" / "metrics.csv").is_file(), "resuming kept the first session's log"
+    assert "train_loss" in (trained / "logs" / "version_1" / "metrics.csv").read_text()
 
 
 def test_export_writes_an_engine_model_file(trained, tmp_path, capsys):
@@ -114,6 +118,25 @@ def test_a_folder_that_is_not_a_run(dataset, tmp_path, capsys):
 def test_a_folder_that_is_not_a_dataset(tmp_path, capsys):
     assert main(["train", str(tmp_path), "--config", "tiny", "-o", str(tmp_path / "run")]) == 2
     assert "not a dataset" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("setting, problem", [
+    ("sample_every: 0", "train.sample_every: must lie in [1,"), ("batch_size: 2.5", "train.batch_size: must be a whole number"),
+    ("gpu_precision: fast", "train.gpu_precision: one of"), ("learning_rate: high", "train.learning_rate: must be a number"),
+    ("speed: 3", "train.speed: unknown setting"),
+])
+def test_a_config_with_a_bad_setting(dataset, tmp_path, capsys, setting, problem):
+    config = tmp_path / "mine.yaml"
+    config.write_text(load_config_text("tiny").split("train:")[0] + f"train:\n  {setting}\n")
+    assert main(["train", str(dataset), "--config", str(config), "-o", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}: {problem}" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def load_config_text(name: str) -> str:
+    from training.config import config_path
+    return config_path(name).read_text()
 
 
 def test_an_unknown_config(dataset, tmp_path, capsys):

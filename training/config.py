@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from engine.errors import InputError
-from engine.modelconfig import ModelConfig
+from engine.modelconfig import ModelConfig, first_line
 
 CONFIG_FOLDER = Path(__file__).parent / "configs"
 
@@ -40,8 +40,9 @@ class TrainConfig:
     model: dict                      # sample_rate, length, channels, unet, conditioning
     recipe: Recipe
 
-    def model_config(self, classes: list[str]) -> ModelConfig:
-        """The engine config for these classes: class-conditional unless there is only one."""
+    def model_config(self, classes: list[str], data_std: float = 0.5) -> ModelConfig:
+        """The engine config for these classes (class-conditional unless there is only one) and
+        this data; `data_scale: auto` in the config scales the data to a standard deviation of 0.5."""
         unet = dict(self.model["unet"])
         conditional = len(classes) > 1
         if conditional:
@@ -55,14 +56,21 @@ class TrainConfig:
         return ModelConfig(
             unet=unet, sample_rate=int(self.model.get("sample_rate", 44100)), length=int(self.model.get("length", 32768)),
             channels=int(self.model.get("channels", 2)), classes=tuple(classes) if conditional else (),
+            data_scale=self._data_scale(data_std),
         )
+
+    def _data_scale(self, data_std: float) -> float:
+        setting = self.model.get("data_scale", 1.0)
+        if setting == "auto":
+            return round(0.5 / max(data_std, 1e-4), 3)
+        return float(setting)
 
 
 def config_path(name_or_file: str) -> Path:
-    path = Path(name_or_file)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return path
-    return CONFIG_FOLDER / f"{name_or_file}.yaml"
+    built_in = CONFIG_FOLDER / f"{name_or_file}.yaml"
+    if Path(name_or_file).suffix not in (".yaml", ".yml") and built_in.is_file():
+        return built_in
+    return Path(name_or_file)
 
 
 def available() -> list[str]:
@@ -87,14 +95,38 @@ def config_from_dict(data, path: str | Path) -> TrainConfig:
     if unknown:
         raise InputError(path, f"{sorted(unknown)[0]}: unknown section (expected model, train)")
     train = data.get("train") or {}
-    names = {f.name: f.type for f in fields(Recipe)}
-    for key, value in train.items():
-        if key not in names:
-            raise InputError(path, f"train.{key}: unknown setting (known: {', '.join(names)})")
+    if not isinstance(train, dict) or not isinstance(data["model"]["unet"], dict):
+        raise InputError(path, "train and model.unet must be mappings")
+    recipe = Recipe(**{key: _setting(path, key, value) for key, value in train.items()})
     try:
-        recipe = Recipe(**{k: type(getattr(Recipe(), k))(v) for k, v in train.items()})
-    except (TypeError, ValueError) as error:
-        raise InputError(path, f"train: {error}") from None
-    config = TrainConfig(name=Path(path).stem, model=data["model"], recipe=recipe)
-    config.model_config(["a", "b"]).check(path)
-    return config
+        model_config = TrainConfig(Path(path).stem, data["model"], recipe).model_config(["a", "b"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise InputError(path, f"model: incomplete or malformed ({first_line(error)})") from None
+    model_config.check(path)
+    return TrainConfig(name=Path(path).stem, model=data["model"], recipe=recipe)
+
+
+LIMITS = {   # setting: (lowest, highest) allowed
+    "batch_size": (1, 4096), "accumulate": (1, 4096), "learning_rate": (0.0, 1.0), "weight_decay": (0.0, 1.0),
+    "warmup_steps": (0, 10**9), "ema_decay": (0.0, 1.0), "cfg_dropout": (0.0, 1.0), "steps": (1, 10**9),
+    "checkpoint_every": (1, 10**9), "validate_every": (1, 10**9), "sample_every": (1, 10**9),
+    "sample_steps": (1, 1000), "seed": (0, 2**31 - 1),
+}
+GPU_PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
+
+
+def _setting(path, key: str, value):
+    default = getattr(Recipe(), key, None)
+    if default is None:
+        raise InputError(path, f"train.{key}: unknown setting (known: {', '.join(f.name for f in fields(Recipe))})")
+    if isinstance(default, str):
+        if value not in GPU_PRECISIONS:
+            raise InputError(path, f"train.{key}: one of {', '.join(GPU_PRECISIONS)}, not {value!r}")
+        return value
+    kind = type(default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+        raise InputError(path, f"train.{key}: must be {'a whole number' if kind is int else 'a number'}, not {value!r}")
+    low, high = LIMITS[key]
+    if not low <= value <= high:
+        raise InputError(path, f"train.{key}: must lie in [{low}, {high}], not {value}")
+    return kind(value)

@@ -121,6 +121,8 @@ def build_dataset(sources: list[Path], output: Path, shape: Shape = Shape(), hol
 def _check_output(output: Path) -> None:
     if not output.parent.is_dir():
         raise InputError(output, "parent folder does not exist")
+    if output.exists() and not output.is_dir():
+        raise InputError(output, "is a file, not a folder")
     if output.exists() and any(output.iterdir()) and not (output / MANIFEST).is_file():
         raise InputError(output, "exists and is not a dataset; will not overwrite it")
 
@@ -167,12 +169,15 @@ def read_manifest(folder: Path) -> Manifest:
     try:
         data = json.loads(path.read_text())
         manifest = Manifest(**data)
-    except (json.JSONDecodeError, TypeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError) as error:
         raise InputError(path, f"not a valid dataset manifest ({error})") from None
     if manifest.format != FORMAT:
         raise InputError(path, "not a noisepad dataset manifest")
     if not manifest.items:
         raise InputError(path, "empty dataset")
+    for item in manifest.items:
+        if not isinstance(item, dict) or not {"path", "class", "split"} <= set(item) or item["class"] not in manifest.classes:
+            raise InputError(path, f"malformed item {item!r}")
     return manifest
 
 
@@ -185,8 +190,10 @@ def load_split(folder: Path, manifest: Manifest, split: str) -> tuple[np.ndarray
             data, _ = soundfile.read(str(folder / item["path"]), dtype="float32", always_2d=True)
         except (OSError, RuntimeError, soundfile.LibsndfileError) as error:
             raise InputError(folder / item["path"], f"cannot read ({_reason(error)})") from None
+        if data.shape[1] != manifest.channels:
+            raise InputError(folder / item["path"], f"has {data.shape[1]} channels, the dataset {manifest.channels}")
         frames = min(manifest.length, data.shape[0])
-        audio[i, :, :frames] = data[:frames, :manifest.channels].T
+        audio[i, :, :frames] = data[:frames].T
     labels = np.array([manifest.classes.index(item["class"]) for item in items], dtype=np.int64)
     return audio, labels
 

@@ -16,6 +16,7 @@ from engine.modelfile import DrumDiffusion
 
 def v_loss(model: DrumDiffusion, x: torch.Tensor, class_ids: torch.Tensor | None,
            cfg_dropout: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    x = x * model.config.data_scale
     batch = x.shape[0]
     t = torch.rand(batch, generator=generator, device="cpu").to(x.device)
     noise = torch.randn(x.shape, generator=generator, device="cpu").to(x.device, x.dtype)

@@ -65,7 +65,7 @@ def _fit_length(audio: np.ndarray, shape: Shape) -> np.ndarray:
         out[:, :audio.shape[1]] = audio
         return out
     out[:] = audio[:, :shape.length]
-    fade = int(shape.fade_ms * shape.sample_rate / 1000)
+    fade = min(shape.length, int(shape.fade_ms * shape.sample_rate / 1000))
     out[:, -fade:] *= np.cos(0.5 * np.pi * np.arange(1, fade + 1) / fade) ** 2
     return out
 

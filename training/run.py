@@ -1,87 +1,129 @@
 """`noisepad train` and `noisepad export`: a run folder holds everything about one training.
 
-RUN/run.json       what was trained: dataset, config, model config, init model
-RUN/checkpoints/   Lightning checkpoints (last.ckpt resumes)
+RUN/run.json           what is trained: dataset, config, model config, init model
+RUN/checkpoints/       Lightning checkpoints (last.ckpt resumes)
 RUN/model.safetensors  the EMA weights as an engine model file, rewritten at each checkpoint
-RUN/samples/       generated one-shots (WAV + spectrogram PNG) every `sample_every` steps
-RUN/logs/          metrics.csv (and TensorBoard events when tensorboard is installed)
+RUN/samples/           generated one-shots (WAV + spectrogram PNG) every `sample_every` steps
+RUN/logs/              version_N/metrics.csv per session (and TensorBoard events when installed)
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
 from engine.errors import InputError
-from engine.modelconfig import ModelConfig, read_config
+from engine.modelconfig import ModelConfig, first_line, read_config
 from engine.modelfile import DrumDiffusion, load_model, save_model
-from training.artifacts import MODEL_FILE
-from training.config import TrainConfig, config_from_dict, load_config
-from training.dataset import read_manifest
+from training.config import TrainConfig, load_config
 
 RUN_FILE = "run.json"
 RUN_FORMAT = "noisepad-run"
+MODEL_FILE = "model.safetensors"
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 
 def train(data: Path, config_name: str, run: Path, steps: int | None = None, init: Path | None = None,
           progress: bool = True) -> Path:
+    from training.dataset import read_manifest
+
     manifest = read_manifest(data)
-    config, model_config = _start_or_resume(data, config_name, run, init, manifest)
+    if not manifest.split("train"):
+        raise InputError(data, "no one-shots to train on: every kit is held out")
+    config, model_config, record = _plan(data, config_name, run, init, manifest)
+    steps = config.recipe.steps if steps is None else steps
+    if steps < 1:
+        raise InputError(None, f"--steps must be 1 or more, not {steps}")
+    last = run / LAST_CHECKPOINT
+    if last.exists():
+        _check_checkpoint(last)
     import lightning.pytorch as pl
 
     from training.module import DiffusionTraining
 
     pl.seed_everything(config.recipe.seed, verbose=False)
-    model = DrumDiffusion(model_config)
-    if init is not None and not (run / "checkpoints" / "last.ckpt").exists():
+    model = _build(model_config, config_name)
+    if init is not None and not last.exists():
         _initialise(model, init)
     module = DiffusionTraining(model, config.recipe)
-    trainer = _trainer(run, config, steps or config.recipe.steps, progress)
-    last = run / "checkpoints" / "last.ckpt"
-    trainer.fit(module, datamodule=_data(data, manifest, config), ckpt_path=str(last) if last.exists() else None)
+    trainer = _trainer(run, config, steps, progress)
+    _write_record(run, record)
+    trainer.fit(module, datamodule=_data(data, manifest, config), ckpt_path=str(last) if last.exists() else None,
+                weights_only=True)
+    if trainer.is_global_zero and trainer.global_step % config.recipe.checkpoint_every:
+        trainer.save_checkpoint(last)   # the last steps, when they fall between checkpoints
     return run / MODEL_FILE
 
 
-def _start_or_resume(data: Path, config_name: str, run: Path, init: Path | None, manifest):
-    record = run / RUN_FILE
-    if record.is_file():
-        stored = read_run(run)
-        config = config_from_dict(stored["config"], record)
-        if config_name not in (stored["config_name"], str(record)) and load_config(config_name).model != config.model:
-            raise InputError(run, f"this run was started with config {stored['config_name']}; use another RUN folder for a new one")
-        return config, ModelConfig.from_dict(stored["model_config"], record)
-    if run.exists() and any(run.iterdir()):
-        raise InputError(run, f"exists and is not a run (no {RUN_FILE}); choose a new folder")
+def _plan(data: Path, config_name: str, run: Path, init: Path | None, manifest):
+    """The config, model config and run record: new, or those of the run being resumed."""
     config = load_config(config_name)
-    model_config = _init_config(init) if init is not None else config.model_config(manifest.classes)
-    if model_config.conditional:
-        model_config = ModelConfig(**{**asdict(model_config), "classes": tuple(manifest.classes)})
-    model_config.check(config_name)
-    if manifest.length != model_config.length or manifest.sample_rate != model_config.sample_rate:
-        raise InputError(data, f"one-shots are {manifest.length} samples at {manifest.sample_rate} Hz; "
-                               f"config {config_name} wants {model_config.length} at {model_config.sample_rate} Hz")
-    run.mkdir(parents=True, exist_ok=True)
-    record_data = {
+    if (run / RUN_FILE).is_file():
+        stored = read_run(run)
+        if stored["config"]["model"] != config.model:
+            raise InputError(run, f"this run was started with another model section (config {stored['config_name']}); "
+                                  "use a new RUN folder for a new model")
+        model_config = ModelConfig.from_dict(stored["model_config"], run / RUN_FILE)
+        init = Path(stored["init"]) if stored.get("init") else None
+    else:
+        if run.exists() and (not run.is_dir() or any(run.iterdir())):
+            raise InputError(run, f"exists and is not a run (no {RUN_FILE}); choose a new folder")
+        model_config = read_config(init) if init is not None else config.model_config(manifest.classes, _data_std(data, manifest))
+        if model_config.conditional:
+            model_config = replace(model_config, classes=tuple(manifest.classes))
+    _check_fit(data, manifest, model_config, config_name)
+    record = {
         "format": RUN_FORMAT, "dataset": str(data.resolve()), "config_name": config_name,
         "config": {"model": config.model, "train": asdict(config.recipe)},
         "model_config": json.loads(model_config.to_json()), "init": str(init) if init else None,
     }
-    temp = record.with_suffix(".tmp")
-    temp.write_text(json.dumps(record_data, indent=1) + "\n")
-    os.replace(temp, record)
-    return config, model_config
+    return config, model_config, record
 
 
-def _init_config(init: Path) -> ModelConfig:
-    """Fine-tuning keeps the init model's architecture (conditional or not); classes come from the new data."""
-    return read_config(init)
+def _data_std(data: Path, manifest) -> float:
+    from training.dataset import load_split
+
+    return float(load_split(data, manifest, "train")[0].std())
+
+
+def _check_fit(data: Path, manifest, model_config: ModelConfig, config_name: str) -> None:
+    model_config.check(config_name)
+    if manifest.length != model_config.length or manifest.sample_rate != model_config.sample_rate:
+        raise InputError(data, f"one-shots are {manifest.length} samples at {manifest.sample_rate} Hz; "
+                               f"config {config_name} wants {model_config.length} at {model_config.sample_rate} Hz")
+    if manifest.channels != model_config.channels:
+        raise InputError(data, f"one-shots have {manifest.channels} channels; the model {model_config.channels}")
+    if model_config.conditional and list(model_config.classes) != list(manifest.classes):
+        raise InputError(data, f"classes {', '.join(manifest.classes)} differ from the run's {', '.join(model_config.classes)}")
+
+
+def _build(model_config: ModelConfig, config_name: str) -> DrumDiffusion:
+    try:
+        return DrumDiffusion(model_config)
+    except (TypeError, ValueError, AssertionError, RuntimeError) as error:
+        raise InputError(config_name, f"model.unet: UNetV0 does not accept these settings ({first_line(error)})") from None
+
+
+def _write_record(run: Path, record: dict) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    temp = run / (RUN_FILE + ".tmp")
+    temp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(temp, run / RUN_FILE)
+
+
+def _check_checkpoint(path: Path) -> None:
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:   # torch raises many types for a damaged or foreign file
+        raise InputError(path, f"cannot resume from this checkpoint ({first_line(error)})") from None
 
 
 def _initialise(model: DrumDiffusion, init: Path) -> None:
+    """Take every tensor of the init model whose name and shape fit (a converted seed checkpoint too)."""
     source = load_model(init)
     own = model.state_dict()
     matching = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
@@ -97,10 +139,13 @@ def read_run(run: Path) -> dict:
         raise InputError(run, f"not a training run (no {RUN_FILE})")
     try:
         data = json.loads(record.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(record, f"unreadable run record ({error})") from None
-    if data.get("format") != RUN_FORMAT:
+    if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
         raise InputError(record, "not a noisepad run record")
+    missing = [key for key in ("config_name", "config", "model_config") if key not in data]
+    if missing or "model" not in data["config"]:
+        raise InputError(record, f"run record lacks {', '.join(missing) or 'config.model'}")
     return data
 
 
@@ -112,26 +157,29 @@ def _trainer(run: Path, config: TrainConfig, steps: int, progress: bool):
     from training.artifacts import RunArtifacts
 
     recipe = config.recipe
-    loggers = [CSVLogger(run, name="logs", version="")]
+    loggers = [CSVLogger(run, name="logs")]   # a version_N folder per session: resuming never overwrites
     try:
-        from lightning.pytorch.loggers import TensorBoardLogger
         import tensorboard  # noqa: F401
-        loggers.append(TensorBoardLogger(run, name="logs", version="tensorboard"))
+        from lightning.pytorch.loggers import TensorBoardLogger
+        loggers.append(TensorBoardLogger(run / "logs", name="tensorboard"))
     except ImportError:
         pass
     gpu = torch.cuda.is_available()
-    return pl.Trainer(
-        default_root_dir=run, max_steps=steps, max_epochs=-1, accelerator="auto", devices="auto",
-        precision=recipe.gpu_precision if gpu else "32-true", accumulate_grad_batches=recipe.accumulate,
-        val_check_interval=recipe.validate_every * recipe.accumulate, check_val_every_n_epoch=None,
-        logger=loggers, log_every_n_steps=10, enable_progress_bar=progress, enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=[
-            ModelCheckpoint(dirpath=run / "checkpoints", every_n_train_steps=recipe.checkpoint_every, save_last=True,
-                            save_top_k=1, monitor=None, save_on_train_epoch_end=True),
-            RunArtifacts(run, recipe.sample_every, recipe.sample_steps),
-        ],
-    )
+    try:
+        return pl.Trainer(
+            default_root_dir=run, max_steps=steps, max_epochs=-1, accelerator="auto", devices="auto",
+            precision=recipe.gpu_precision if gpu else "32-true", accumulate_grad_batches=recipe.accumulate,
+            val_check_interval=recipe.validate_every * recipe.accumulate, check_val_every_n_epoch=None,
+            logger=loggers, log_every_n_steps=10, enable_progress_bar=progress, enable_model_summary=False,
+            num_sanity_val_steps=0,
+            callbacks=[
+                ModelCheckpoint(dirpath=run / "checkpoints", every_n_train_steps=recipe.checkpoint_every,
+                                save_last=True, save_top_k=0, enable_version_counter=False, save_on_exception=True),
+                RunArtifacts(run / MODEL_FILE, run / "samples", recipe.sample_every, recipe.sample_steps),
+            ],
+        )
+    except (ValueError, TypeError) as error:   # e.g. a precision Lightning does not know
+        raise InputError(config.name, f"train: {first_line(error)}") from None
 
 
 def _data(folder: Path, manifest, config: TrainConfig):

@@ -1,0 +1,182 @@
+"""Does a model sound like drums? Measured against a held-out kit (a dataset built with --hold-out).
+
+    python -m benchmarks.quality DATA --eval default=presets/models/default.safetensors \
+        [--eval "seed=run/model.safetensors,sampler=vsampler,steps=50,guidance=1"] [--per-class 8]
+
+A small classifier (log-mel CNN) is trained on the dataset's training split (the other kits),
+then for each model and the held-out real one-shots:
+  accuracy   the classifier labels generated one-shots as the class asked for (real: held-out kit)
+  FD         Fréchet distance between generated and held-out real one-shots in its embedding
+  tail dB    noise floor: RMS over the 100 ms ending 50 ms before the end, dB below the peak,
+             median (generated measured before post-processing, so its fade-out does not hide hiss)
+  diversity  mean pairwise embedding distance within a class
+  nearest    median embedding distance to the nearest training one-shot (memorization if ~0;
+             the held-out row shows what new-but-real looks like)
+Prints a Markdown table for benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchaudio
+from scipy import linalg
+from torch import nn
+
+from engine.generate import Item, sample_batch
+from engine.modelfile import load_model
+from engine.postprocess import finish_oneshot
+from engine.settings import Settings
+from training.dataset import load_split, read_manifest
+
+
+class Features(nn.Module):
+    """Log-mel spectrogram of the mono mix, 64 bands."""
+
+    def __init__(self, rate: int):
+        super().__init__()
+        self.mel = torchaudio.transforms.MelSpectrogram(rate, n_fft=1024, hop_length=512, n_mels=64)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return torch.log(self.mel(audio.mean(dim=1)) + 1e-5)[:, None]
+
+
+class Classifier(nn.Module):
+    def __init__(self, rate: int, classes: int, embedding: int = 64):
+        super().__init__()
+        self.features = Features(rate)
+        blocks = []
+        for c_in, c_out in ((1, 16), (16, 32), (32, 64), (64, 64)):
+            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
+        self.body = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, embedding), nn.ReLU())
+        self.head = nn.Linear(embedding, classes)
+
+    def embed(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.body(self.features(audio))
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(audio))
+
+
+def train_classifier(audio: np.ndarray, labels: np.ndarray, rate: int, classes: int, epochs: int = 40) -> Classifier:
+    torch.manual_seed(0)
+    model = Classifier(rate, classes)
+    optimizer = torch.optim.AdamW(model.parameters(), 2e-3, weight_decay=1e-2)
+    x, y = torch.from_numpy(audio), torch.from_numpy(labels)
+    weights = torch.from_numpy(1.0 / np.bincount(labels, minlength=classes).clip(1)).float()
+    for _ in range(epochs):
+        model.train()
+        for batch in torch.randperm(len(y)).split(32):
+            gain = 10 ** (torch.empty(len(batch), 1, 1).uniform_(-12, 0) / 20)   # level must not decide the class
+            loss = nn.functional.cross_entropy(model(x[batch] * gain), y[batch], weight=weights)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def embed_and_label(classifier: Classifier, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+    embeddings = torch.cat([classifier.embed(b) for b in x.split(64)])
+    return embeddings.numpy(), classifier.head(embeddings).argmax(1).numpy()
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    mean_a, mean_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = linalg.sqrtm(cov_a @ cov_b)
+    return float(np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a + cov_b - 2 * np.real(root)))
+
+
+def tail_floor_db(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Per one-shot: RMS of the 100 ms ending 50 ms before the end, in dB below its peak."""
+    end, start = audio.shape[-1] - int(0.05 * rate), audio.shape[-1] - int(0.15 * rate)
+    rms = np.sqrt(np.mean(audio[..., start:end] ** 2, axis=(1, 2)))
+    peak = np.max(np.abs(audio), axis=(1, 2))
+    return 20 * np.log10(np.maximum(rms, 1e-10) / np.maximum(peak, 1e-10))
+
+
+def diversity(embeddings: np.ndarray, labels: np.ndarray) -> float:
+    distances = []
+    for c in np.unique(labels):
+        e = embeddings[labels == c]
+        if len(e) > 1:
+            d = np.linalg.norm(e[:, None] - e[None], axis=-1)
+            distances.append(d[np.triu_indices(len(e), 1)].mean())
+    return float(np.mean(distances))
+
+
+def nearest_training(embeddings: np.ndarray, training: np.ndarray) -> float:
+    return float(np.median(np.linalg.norm(embeddings[:, None] - training[None], axis=-1).min(axis=1)))
+
+
+def generate_set(spec: dict, classes: list[str], per_class: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(raw outputs, finished one-shots, class indices, seconds per one-shot)."""
+    model = load_model(spec["model"])
+    settings = Settings(sampler=spec.get("sampler", "dpmpp_2m"), steps=int(spec.get("steps", Settings().steps)),
+                        guidance=float(spec.get("guidance", Settings().guidance)))
+    raw, labels = [], []
+    start = time.perf_counter()
+    for c, name in enumerate(classes):
+        items = [Item(seed=10_000 * c + i, class_index=model.class_index(name)) for i in range(per_class)]
+        raw.append(sample_batch(model, items, settings))
+        labels += [c] * per_class
+    seconds = (time.perf_counter() - start) / (per_class * len(classes))
+    raw = np.concatenate(raw)
+    finished = np.stack([finish_oneshot(a, model.config.sample_rate) if np.isfinite(a).all() else np.zeros_like(a) for a in raw])
+    return raw, finished, np.array(labels), seconds
+
+
+def parse_eval(text: str) -> dict:
+    label, _, rest = text.partition("=")
+    fields = rest.split(",")
+    spec = {"label": label, "model": fields[0]}
+    spec.update(field.split("=", 1) for field in fields[1:])
+    return spec
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", type=Path, help="dataset with a held-out (eval) split")
+    parser.add_argument("--eval", action="append", default=[], type=parse_eval,
+                        help="LABEL=MODEL[,sampler=S][,steps=N][,guidance=G]; repeatable")
+    parser.add_argument("--per-class", type=int, default=8)
+    args = parser.parse_args()
+
+    manifest = read_manifest(args.data)
+    if not manifest.split("eval"):
+        parser.error(f"{args.data} has no held-out kit: build it with `noisepad dataset ... --hold-out KIT`")
+    train_audio, train_labels = load_split(args.data, manifest, "train")
+    real_audio, real_labels = load_split(args.data, manifest, "eval")
+    rate, classes = manifest.sample_rate, manifest.classes
+    classifier = train_classifier(train_audio, train_labels, rate, len(classes))
+    train_embeddings, _ = embed_and_label(classifier, train_audio)
+    real_embeddings, real_predicted = embed_and_label(classifier, real_audio)
+
+    print(f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}; "
+          f"held-out kit: {', '.join(sorted({i['group'] for i in manifest.split('eval')}))} ({len(real_labels)} one-shots); "
+          f"classifier trained on {len(train_labels)} one-shots of the other kits; {args.per_class} generated per class.\n")
+    print("| one-shots | sampler, steps, guidance | s per one-shot | accuracy | FD | tail dB (median) | diversity | nearest training |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| held-out real kit | | | {np.mean(real_predicted == real_labels):.2f} | 0 | "
+          f"{np.median(tail_floor_db(real_audio, rate)):.1f} | {diversity(real_embeddings, real_labels):.2f} | "
+          f"{nearest_training(real_embeddings, train_embeddings):.2f} |")
+    for spec in args.eval:
+        raw, finished, labels, seconds = generate_set(spec, classes, args.per_class)
+        embeddings, predicted = embed_and_label(classifier, finished)
+        settings = f"{spec.get('sampler', 'dpmpp_2m')}, {spec.get('steps', Settings().steps)}, {spec.get('guidance', Settings().guidance)}"
+        print(f"| {spec['label']} | {settings} | {seconds:.2f} | {np.mean(predicted == labels):.2f} | "
+              f"{frechet_distance(embeddings, real_embeddings):.1f} | {np.median(tail_floor_db(raw, rate)):.1f} | "
+              f"{diversity(embeddings, labels):.2f} | {nearest_training(embeddings, train_embeddings):.2f} |", flush=True)
+    per_class = [f"{name} {np.mean(real_predicted[real_labels == c] == c):.2f}" for c, name in enumerate(classes) if np.any(real_labels == c)]
+    print("\nClassifier accuracy on the held-out real kit by class: " + ", ".join(per_class))
+
+
+if __name__ == "__main__":
+    main()
