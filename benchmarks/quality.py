@@ -145,7 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", type=Path, help="dataset with a held-out (eval) split")
     parser.add_argument("--eval", action="append", default=[], type=parse_eval,
-                        help="LABEL=MODEL[,sampler=S][,steps=N][,guidance=G]; repeatable")
+                        help="LABEL=MODEL[,sampler=S][,steps=N][,guidance=G][,per_class=K]; repeatable")
     parser.add_argument("--per-class", type=int, default=8)
     args = parser.parse_args()
 
@@ -162,16 +162,16 @@ def main() -> None:
     print(f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}; "
           f"held-out kit: {', '.join(sorted({i['group'] for i in manifest.split('eval')}))} ({len(real_labels)} one-shots); "
           f"classifier trained on {len(train_labels)} one-shots of the other kits; {args.per_class} generated per class.\n")
-    print("| one-shots | sampler, steps, guidance | s per one-shot | accuracy | FD | tail dB (median) | diversity | nearest training |")
-    print("|---|---|---|---|---|---|---|---|")
-    print(f"| held-out real kit | | | {np.mean(real_predicted == real_labels):.2f} | 0 | "
+    print("| one-shots | sampler, steps, guidance | n | s per one-shot | accuracy | FD | tail dB (median) | diversity | nearest training |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"| held-out real kit | | {len(real_labels)} | | {np.mean(real_predicted == real_labels):.2f} | — | "
           f"{np.median(tail_floor_db(real_audio, rate)):.1f} | {diversity(real_embeddings, real_labels):.2f} | "
           f"{nearest_training(real_embeddings, train_embeddings):.2f} |")
     for spec in args.eval:
-        raw, finished, labels, seconds = generate_set(spec, classes, args.per_class)
+        raw, finished, labels, seconds = generate_set(spec, classes, int(spec.get("per_class", args.per_class)))
         embeddings, predicted = embed_and_label(classifier, finished)
         settings = f"{spec.get('sampler', 'dpmpp_2m')}, {spec.get('steps', Settings().steps)}, {spec.get('guidance', Settings().guidance)}"
-        print(f"| {spec['label']} | {settings} | {seconds:.2f} | {np.mean(predicted == labels):.2f} | "
+        print(f"| {spec['label']} | {settings} | {len(labels)} | {seconds:.2f} | {np.mean(predicted == labels):.2f} | "
               f"{frechet_distance(embeddings, real_embeddings):.1f} | {np.median(tail_floor_db(raw, rate)):.1f} | "
               f"{diversity(embeddings, labels):.2f} | {nearest_training(embeddings, train_embeddings):.2f} |", flush=True)
     per_class = [f"{name} {np.mean(real_predicted[real_labels == c] == c):.2f}" for c, name in enumerate(classes) if np.any(real_labels == c)]

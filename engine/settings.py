@@ -20,7 +20,7 @@ class Settings:
     steps: int = 16
     sampler: str = "dpmpp_2m"
     schedule: str = "linear"        # ignored by vsampler, which always steps linearly in t
-    guidance: float = 2.0           # classifier-free guidance scale; class-conditional models only
+    guidance: float = 1.0           # classifier-free guidance scale (1: none, half the cost); see RESULTS.md
     strength: float = 1.0           # variation: how far from its source a one-shot may go
     finish: Finish = field(default_factory=Finish)
 

@@ -83,7 +83,7 @@ def test_most_urgent_pads_first(kit_model_file, pools_for):
         kit_model_file, pool_size=2,
         quiet=("kick", FAST),
         busy=("snare", Settings(steps=2, guidance=1.5)),
-        started=("hihat_closed", Settings(steps=2, guidance=1.0)),
+        started=("hihat_closed", Settings(steps=2, guidance=3.0)),
         busy_twin=("kick", Settings(steps=2, guidance=1.5)),
     )
     pools = pools_for(specs)
