@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from engine.modelconfig import first_line
 from engine.settings import MAX_SEED
 from instrument.preset import DEFAULT_PRESET, load_preset
 from instrument.render import render
@@ -30,7 +31,7 @@ def play_file(path: Path) -> None:
     try:
         import sounddevice
     except OSError as error:   # the PortAudio library is missing
-        print(f"not playing it: {_first_line(error)}; open {path} in any player")
+        print(f"not playing it: {first_line(error)}; open {path} in any player")
         return
     try:
         sounddevice.query_devices(kind="output")
@@ -43,9 +44,5 @@ def play_file(path: Path) -> None:
         sounddevice.play(audio, rate)
         sounddevice.wait()
     except sounddevice.PortAudioError as error:
-        print(f"could not play it ({_first_line(error)}); open {path} in any player")
+        print(f"could not play it ({first_line(error)}); open {path} in any player")
 
-
-def _first_line(error: Exception) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
