@@ -245,6 +245,8 @@ def _add_train(commands) -> None:
     command.add_argument("--config", default="default", help="tiny, default, seed or a YAML file (default: default)")
     command.add_argument("-o", "--output", type=Path, required=True, metavar="RUN", help="run folder")
     command.add_argument("--steps", type=int, help="train until this many optimizer steps (default: the config's)")
+    command.add_argument("--minutes", type=float,
+                         help="stop after this much training time, counting every session of the run (default: no limit)")
     command.add_argument("--init", type=Path, help="fine-tune from this engine model file")
     command.add_argument("--quiet", action="store_true", help="no progress bar")
     command.set_defaults(run=run_train)
@@ -254,7 +256,8 @@ def run_train(args) -> int:
     _training_package()
     from training.run import train
 
-    model = train(args.data, args.config, args.output, steps=args.steps, init=args.init, progress=not args.quiet)
+    model = train(args.data, args.config, args.output, steps=args.steps, init=args.init, progress=not args.quiet,
+                  minutes=args.minutes)
     print(f"trained; EMA model in {model} (export it with `noisepad export {args.output} -o MODEL`)")
     return 0
 

@@ -97,6 +97,29 @@ def test_fine_tuning_starts_from_the_given_model(dataset, trained, tmp_path):
     assert fixed_noise_loss(tuned, dataset) < 1.2 * fixed_noise_loss(load_model(init), dataset)
 
 
+def training_seconds(run) -> tuple[int, float]:
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    return checkpoint["global_step"], checkpoint["callbacks"]["Timer"]["time_elapsed"]["train"]
+
+
+def test_minutes_bound_the_training_time_of_all_sessions_together(dataset, tmp_path, capsys):
+    run = tmp_path / "timed"
+    command = ["train", str(dataset), "--config", "tiny", "-o", str(run), "--steps", "100000", "--quiet"]
+    assert main(command + ["--minutes", "0.05"]) == 0
+    steps, seconds = training_seconds(run)
+    assert 0 < steps < 100000 and 3.0 <= seconds < 60, (steps, seconds)
+    assert (run / "model.safetensors").is_file(), "the steps since the last checkpoint were saved"
+
+    assert main(command + ["--minutes", "0.05"]) == 0   # its time is spent: nothing more to train
+    assert training_seconds(run)[0] == steps
+    assert main(command + ["--minutes", "0.1"]) == 0    # three more seconds
+    more_steps, more_seconds = training_seconds(run)
+    assert more_steps > steps and more_seconds >= 6.0
+
+    assert main(command + ["--minutes", "0"]) == 2
+    assert "--minutes must be more than 0" in capsys.readouterr().err
+
+
 def test_a_config_that_does_not_fit_the_data_length(dataset, tmp_path, capsys):
     code = main(["train", str(dataset), "--config", "default", "-o", str(tmp_path / "run"), "--quiet"])
     err = capsys.readouterr().err

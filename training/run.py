@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, replace
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -28,7 +29,7 @@ LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 
 def train(data: Path, config_name: str, run: Path, steps: int | None = None, init: Path | None = None,
-          progress: bool = True) -> Path:
+          progress: bool = True, minutes: float | None = None) -> Path:
     from training.dataset import read_manifest
 
     manifest = read_manifest(data)
@@ -38,6 +39,8 @@ def train(data: Path, config_name: str, run: Path, steps: int | None = None, ini
     steps = config.recipe.steps if steps is None else steps
     if steps < 1:
         raise InputError(None, f"--steps must be 1 or more, not {steps}")
+    if minutes is not None and not minutes > 0:
+        raise InputError(None, f"--minutes must be more than 0, not {minutes}")
     last = run / LAST_CHECKPOINT
     if last.exists():
         _check_checkpoint(last)
@@ -50,7 +53,7 @@ def train(data: Path, config_name: str, run: Path, steps: int | None = None, ini
     if init is not None and not last.exists():
         _initialise(model, init)
     module = DiffusionTraining(model, config.recipe)
-    trainer = _trainer(run, config, steps, progress)
+    trainer = _trainer(run, config, steps, progress, minutes)
     _write_record(run, record)
     trainer.fit(module, datamodule=_data(data, manifest, config), ckpt_path=str(last) if last.exists() else None,
                 weights_only=True)
@@ -149,9 +152,9 @@ def read_run(run: Path) -> dict:
     return data
 
 
-def _trainer(run: Path, config: TrainConfig, steps: int, progress: bool):
+def _trainer(run: Path, config: TrainConfig, steps: int, progress: bool, minutes: float | None):
     import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.callbacks import ModelCheckpoint, Timer
     from lightning.pytorch.loggers import CSVLogger
 
     from training.artifacts import RunArtifacts
@@ -176,6 +179,8 @@ def _trainer(run: Path, config: TrainConfig, steps: int, progress: bool):
                 ModelCheckpoint(dirpath=run / "checkpoints", every_n_train_steps=recipe.checkpoint_every,
                                 save_last=True, save_top_k=0, enable_version_counter=False, save_on_exception=True),
                 RunArtifacts(run / MODEL_FILE, run / "samples", recipe.sample_every, recipe.sample_steps),
+                # always on, so every checkpoint holds the run's training time and --minutes counts all sessions
+                Timer(timedelta(minutes=minutes) if minutes else None),
             ],
         )
     except (ValueError, TypeError) as error:   # e.g. a precision Lightning does not know
