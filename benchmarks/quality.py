@@ -118,7 +118,7 @@ def nearest_training(embeddings: np.ndarray, training: np.ndarray) -> float:
 
 def generate_set(spec: dict, classes: list[str], per_class: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(raw outputs, finished one-shots, class indices, seconds per one-shot)."""
-    model = load_model(spec["model"])
+    model = load_model(spec["model"]).to(spec.get("device", "cpu"))
     settings = Settings(sampler=spec.get("sampler", "dpmpp_2m"), steps=int(spec.get("steps", Settings().steps)),
                         guidance=float(spec.get("guidance", Settings().guidance)))
     raw, labels = [], []
@@ -145,7 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", type=Path, help="dataset with a held-out (eval) split")
     parser.add_argument("--eval", action="append", default=[], type=parse_eval,
-                        help="LABEL=MODEL[,sampler=S][,steps=N][,guidance=G][,per_class=K]; repeatable")
+                        help="LABEL=MODEL[,sampler=S][,steps=N][,guidance=G][,per_class=K][,device=D]; repeatable")
     parser.add_argument("--per-class", type=int, default=8)
     args = parser.parse_args()
 

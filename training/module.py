@@ -39,6 +39,8 @@ class DiffusionTraining(pl.LightningModule):
     def on_train_batch_end(self, outputs, batch, batch_idx):
         if torch.cuda.is_available():
             self.log("gpu_peak_mib", torch.cuda.max_memory_allocated() / 2**20, on_step=True, on_epoch=False)
+            # what the caching allocator holds: nearer to what the card must have free
+            self.log("gpu_peak_reserved_mib", torch.cuda.max_memory_reserved() / 2**20, on_step=True, on_epoch=False)
 
     def validation_step(self, batch, batch_idx):
         audio, class_ids = batch

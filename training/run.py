@@ -58,7 +58,7 @@ def train(data: Path, config_name: str, run: Path, steps: int | None = None, ini
     trainer.fit(module, datamodule=_data(data, manifest, config), ckpt_path=str(last) if last.exists() else None,
                 weights_only=True)
     if trainer.is_global_zero and trainer.global_step % config.recipe.checkpoint_every:
-        trainer.save_checkpoint(last)   # the last steps, when they fall between checkpoints
+        trainer.save_checkpoint(last, weights_only=False)   # the steps since the last checkpoint, full state
     return run / MODEL_FILE
 
 
