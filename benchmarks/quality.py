@@ -129,8 +129,14 @@ def generate_set(spec: dict, classes: list[str], per_class: int) -> tuple[np.nda
         labels += [c] * per_class
     seconds = (time.perf_counter() - start) / (per_class * len(classes))
     raw = np.concatenate(raw)
-    finished = np.stack([finish_oneshot(a, model.config.sample_rate) if np.isfinite(a).all() else np.zeros_like(a) for a in raw])
+    finished = np.stack([finished_or_silence(a, model.config.sample_rate) for a in raw])
     return raw, finished, np.array(labels), seconds
+
+
+def finished_or_silence(raw: np.ndarray, rate: int) -> np.ndarray:
+    """The engine's post-processing; silence where the engine would reject the one-shot."""
+    finished = finish_oneshot(raw, rate) if np.isfinite(raw).all() else None
+    return np.zeros_like(raw) if finished is None else finished
 
 
 def parse_eval(text: str) -> dict:

@@ -2,7 +2,7 @@
 
     python -m benchmarks.recipes DATA -o OUT --minutes 4 [--config default --config seed]
 
-Each config trains into OUT/runs/NAME (run it again to train on), then its EMA weights are
+Each config trains into OUT/runs/NAME (run again with more --minutes to train on), then its EMA weights are
 exported to OUT/NAME.safetensors for benchmarks/quality.py, e.g. the seed's way of sampling:
     python -m benchmarks.quality DATA --eval default=OUT/default.safetensors \
         --eval "seed=OUT/seed.safetensors,sampler=vsampler,steps=50"
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import platform
 import time
 from pathlib import Path
@@ -59,6 +60,10 @@ def main() -> None:
     lines = []
     for name in names:
         run, model_file = args.output / "runs" / name, args.output / f"{name}.safetensors"
+        if torch.cuda.is_available():   # each config's own peak, not the highest so far
+            gc.collect()
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         train(args.data, name, run, minutes=args.minutes, progress=False)
         seconds = time.perf_counter() - start

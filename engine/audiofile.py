@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import soundfile
 from scipy.signal import resample_poly
 
 from engine.errors import InputError
+from engine.outfile import replacing
 
 
 def read_source(path: str | Path, sample_rate: int, channels: int, length: int) -> np.ndarray:
@@ -43,13 +42,7 @@ def read_source(path: str | Path, sample_rate: int, channels: int, length: int) 
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int, sidecar: dict | None = None) -> None:
     """Write (channels, frames) float32 as a 24-bit WAV, atomically, with an optional JSON sidecar."""
     path = Path(path)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
+    with replacing(path, commit=True) as temp:
         soundfile.write(temp, np.asarray(audio).T, sample_rate, subtype="PCM_24", format="WAV")
         if sidecar is not None:
             path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)

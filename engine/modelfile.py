@@ -7,8 +7,6 @@ class-conditional models add a learned class embedding fed to UNetV0's embedding
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -19,6 +17,7 @@ from torch import nn
 
 from engine.errors import InputError
 from engine.modelconfig import FORMAT, FORMAT_VERSION, ModelConfig, config_from_metadata, first_line
+from engine.outfile import replacing
 
 class DrumDiffusion(nn.Module):
     """A v-diffusion UNet plus, for class-conditional models, a learned class embedding."""
@@ -98,20 +97,8 @@ def save_model(model: DrumDiffusion, path: str | Path, dtype: torch.dtype = torc
     always computes in the dtype asked of `load_model`."""
     path = Path(path)
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "config": model.config.to_json()}
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise InputError(path, "output folder does not exist")
-    try:
-        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as error:
-        raise InputError(path, f"cannot write here ({error.strerror})") from None
-    os.close(handle)
-    try:
+    with replacing(path, commit=True) as temp:
         save_file(model.weights(dtype), temp, metadata=metadata)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
     return path
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from engine.audiofile import write_wav
 from engine.errors import InputError
 from engine.modelconfig import read_config
+from engine.outfile import check_writable
 from engine.pool import Pools
 from engine.supervisor import GeneratorConfig, pool_layout
 from instrument.kit import pad_mixes
@@ -33,8 +34,7 @@ def render(midi: Path, output: Path, preset: Preset, seed: int = 0, device: str 
 
     events = read_notes(midi, preset.midi_channel)
     _check_mapped(midi, events, preset)
-    if not output.parent.is_dir():
-        raise InputError(output, "output folder does not exist")
+    check_writable(output)   # now, not after minutes of generating
     rate = preset.samplerate or read_config(preset.pads[0].spec.model).sample_rate
     specs = _specs_for(events, preset, rate, max_per_pad)
     with Pools.create(pool_layout(specs)) as pools:

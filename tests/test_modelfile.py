@@ -97,3 +97,10 @@ def test_half_precision_storage_halves_the_file_and_keeps_the_output(tmp_path):
     assert next(loaded.parameters()).dtype == torch.float32
     with torch.no_grad():
         torch.testing.assert_close(velocity_of(loaded), velocity_of(model), atol=5e-3, rtol=5e-3)
+
+
+def test_saving_over_a_folder_is_refused(tmp_path):
+    (tmp_path / "m.safetensors").mkdir()
+    with pytest.raises(InputError, match="is a folder; name a file to write"):
+        save_model(tiny_model(), tmp_path / "m.safetensors")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]

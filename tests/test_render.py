@@ -89,3 +89,15 @@ def test_midi_file_without_notes(tmp_path, kit_preset):
     midi = write_midi(tmp_path / "silent.mid", [])
     result = noisepad("render", midi, "-o", tmp_path / "out.wav", "--preset", kit_preset)
     assert result.returncode == 2 and "MIDI file has no notes" in result.stderr
+
+
+@pytest.mark.parametrize("output, message", [
+    ("missing/out.wav", "output folder does not exist"),
+    ("a-folder", "is a folder; name a file to write"),
+])
+def test_an_output_that_cannot_be_written_is_refused_before_rendering(tmp_path, kit_preset, output, message):
+    (tmp_path / "a-folder").mkdir()
+    midi = write_midi(tmp_path / "one.mid", [(0, 36, 100, 10)])
+    result = noisepad("render", midi, "-o", tmp_path / output, "--preset", kit_preset)
+    assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("**/*.tmp")) and not list((tmp_path / "a-folder").iterdir())

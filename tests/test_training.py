@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 import pytest
 import torch
@@ -118,6 +119,34 @@ def test_minutes_bound_the_training_time_of_all_sessions_together(dataset, tmp_p
 
     assert main(command + ["--minutes", "0"]) == 2
     assert "--minutes must be more than 0" in capsys.readouterr().err
+
+
+def test_fine_tuning_matches_class_embeddings_by_name(trained, tmp_path):
+    init = tmp_path / "init.safetensors"
+    assert main(["export", str(trained), "-o", str(init)]) == 0
+    source = load_model(init)   # classes kick, snare, hat
+    model = DrumDiffusion(replace(source.config, classes=("snare", "tom", "kick")))
+    untouched = model.class_embedding.weight[1].clone()
+    _initialise(model, init)
+    rows, source_rows = model.class_embedding.weight, source.class_embedding.weight
+    torch.testing.assert_close(rows[0], source_rows[1])   # snare
+    torch.testing.assert_close(rows[2], source_rows[0])   # kick
+    torch.testing.assert_close(rows[1], untouched)        # tom is new: left as initialised
+
+
+def test_a_resumed_run_trains_at_its_new_learning_rate(dataset, tmp_path, capsys):
+    config, run = tmp_path / "mine.yaml", tmp_path / "run"
+    tiny = load_config_text("tiny")
+    config.write_text(tiny)
+    assert main(["train", str(dataset), "--config", str(config), "-o", str(run), "--steps", "4", "--quiet"]) == 0
+    config.write_text(tiny.replace("learning_rate: 0.001", "learning_rate: 0.0002\n  weight_decay: 0.05"))
+    assert main(["train", str(dataset), "--config", str(config), "-o", str(run), "--steps", "6", "--quiet"]) == 0
+    group = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["optimizer_states"][0]["param_groups"][0]
+    assert group["lr"] == pytest.approx(0.0002) and group["weight_decay"] == pytest.approx(0.05)
+    assert json.loads((run / "run.json").read_text())["config"]["train"]["learning_rate"] == pytest.approx(0.0002)
+
+    assert main(["train", str(dataset), "--config", str(config), "-o", str(run), "--init", str(run / "model.safetensors")]) == 2
+    assert "was started without --init; --init only applies to a new RUN folder" in capsys.readouterr().err
 
 
 def test_a_config_that_does_not_fit_the_data_length(dataset, tmp_path, capsys):

@@ -29,8 +29,19 @@ class DiffusionTraining(pl.LightningModule):
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
-    def on_fit_start(self):
-        torch.manual_seed(self.recipe.seed + self.global_rank)   # each GPU draws its own noise
+    def on_train_start(self):
+        # after a resume is restored: a resumed session draws new batches and noise, each GPU its own
+        torch.manual_seed(self.recipe.seed + 1000 * self.global_rank + 7919 * self.global_step)
+        self._take_recipe_rates()
+
+    def _take_recipe_rates(self):
+        """A resumed run trains at its train section's rate and weight decay, not the checkpoint's."""
+        optimizer, schedule = self.optimizers(use_pl_optimizer=False), self.lr_schedulers()
+        schedule.base_lrs = [self.recipe.learning_rate] * len(optimizer.param_groups)
+        factor = schedule.lr_lambdas[0](schedule.last_epoch)
+        for group in optimizer.param_groups:
+            group.update(initial_lr=self.recipe.learning_rate, lr=self.recipe.learning_rate * factor,
+                         weight_decay=self.recipe.weight_decay)
 
     def optimizer_step(self, *args, **kwargs):
         super().optimizer_step(*args, **kwargs)

@@ -10,7 +10,7 @@ RUN/logs/              version_N/metrics.csv per session (and TensorBoard events
 from __future__ import annotations
 
 import json
-import os
+import math
 from dataclasses import asdict, replace
 from datetime import timedelta
 from pathlib import Path
@@ -20,12 +20,14 @@ import torch
 from engine.errors import InputError
 from engine.modelconfig import ModelConfig, first_line, read_config
 from engine.modelfile import DrumDiffusion, load_model, save_model
+from engine.outfile import replacing
 from training.config import TrainConfig, load_config
 
 RUN_FILE = "run.json"
 RUN_FORMAT = "noisepad-run"
 MODEL_FILE = "model.safetensors"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+CLASS_ROWS = "class_embedding.weight"
 
 
 def train(data: Path, config_name: str, run: Path, steps: int | None = None, init: Path | None = None,
@@ -36,10 +38,11 @@ def train(data: Path, config_name: str, run: Path, steps: int | None = None, ini
     if not manifest.split("train"):
         raise InputError(data, "no one-shots to train on: every kit is held out")
     config, model_config, record = _plan(data, config_name, run, init, manifest)
+    init = Path(record["init"]) if record["init"] else None
     steps = config.recipe.steps if steps is None else steps
     if steps < 1:
         raise InputError(None, f"--steps must be 1 or more, not {steps}")
-    if minutes is not None and not minutes > 0:
+    if minutes is not None and not 0 < minutes < math.inf:
         raise InputError(None, f"--minutes must be more than 0, not {minutes}")
     last = run / LAST_CHECKPOINT
     if last.exists():
@@ -55,11 +58,24 @@ def train(data: Path, config_name: str, run: Path, steps: int | None = None, ini
     module = DiffusionTraining(model, config.recipe)
     trainer = _trainer(run, config, steps, progress, minutes)
     _write_record(run, record)
-    trainer.fit(module, datamodule=_data(data, manifest, config), ckpt_path=str(last) if last.exists() else None,
-                weights_only=True)
-    if trainer.is_global_zero and trainer.global_step % config.recipe.checkpoint_every:
+    try:
+        trainer.fit(module, datamodule=_data(data, manifest, config), ckpt_path=str(last) if last.exists() else None,
+                    weights_only=True)
+    except SystemExit:   # Lightning saves last.ckpt on Ctrl-C, then exits with 1
+        raise KeyboardInterrupt from None
+    finally:
+        if trainer.is_global_zero:
+            _remove_exception_checkpoints(run)
+    if trainer.global_step % config.recipe.checkpoint_every:   # every rank: saving ends in a barrier
         trainer.save_checkpoint(last, weights_only=False)   # the steps since the last checkpoint, full state
     return run / MODEL_FILE
+
+
+def _remove_exception_checkpoints(run: Path) -> None:
+    """On an interruption Lightning writes last.ckpt and a copy named by epoch and step; only
+    last.ckpt resumes, so the copy is removed (it is the size of the whole training state)."""
+    for path in (run / "checkpoints").glob("epoch=*.ckpt"):
+        path.unlink()
 
 
 def _plan(data: Path, config_name: str, run: Path, init: Path | None, manifest):
@@ -71,13 +87,20 @@ def _plan(data: Path, config_name: str, run: Path, init: Path | None, manifest):
             raise InputError(run, f"this run was started with another model section (config {stored['config_name']}); "
                                   "use a new RUN folder for a new model")
         model_config = ModelConfig.from_dict(stored["model_config"], run / RUN_FILE)
-        init = Path(stored["init"]) if stored.get("init") else None
+        started_from = Path(stored["init"]) if stored.get("init") else None
+        if init is not None and init.resolve() != started_from:
+            raise InputError(run, f"this run was started {f'from {started_from}' if started_from else 'without --init'}; "
+                                  "--init only applies to a new RUN folder")
+        init = started_from
     else:
         if run.exists() and (not run.is_dir() or any(run.iterdir())):
             raise InputError(run, f"exists and is not a run (no {RUN_FILE}); choose a new folder")
+        init = init.resolve() if init is not None else None
         model_config = read_config(init) if init is not None else config.model_config(manifest.classes, _data_std(data, manifest))
         if model_config.conditional:
             model_config = replace(model_config, classes=tuple(manifest.classes))
+        elif len(manifest.classes) > 1:
+            print(f"{init} is unconditional: the model learns all {len(manifest.classes)} classes as one sound")
     _check_fit(data, manifest, model_config, config_name)
     record = {
         "format": RUN_FORMAT, "dataset": str(data.resolve()), "config_name": config_name,
@@ -113,9 +136,8 @@ def _build(model_config: ModelConfig, config_name: str) -> DrumDiffusion:
 
 def _write_record(run: Path, record: dict) -> None:
     run.mkdir(parents=True, exist_ok=True)
-    temp = run / (RUN_FILE + ".tmp")
-    temp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(temp, run / RUN_FILE)
+    with replacing(run / RUN_FILE, commit=True) as temp:
+        Path(temp).write_text(json.dumps(record, indent=1) + "\n")
 
 
 def _check_checkpoint(path: Path) -> None:
@@ -126,14 +148,23 @@ def _check_checkpoint(path: Path) -> None:
 
 
 def _initialise(model: DrumDiffusion, init: Path) -> None:
-    """Take every tensor of the init model whose name and shape fit (a converted seed checkpoint too)."""
+    """Take every tensor of the init model whose name and shape fit (a converted seed checkpoint too);
+    class embeddings by class name, so a kit with other classes starts new ones fresh."""
     source = load_model(init)
-    own = model.state_dict()
-    matching = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
+    own, theirs = model.state_dict(), source.state_dict()
+    matching = {k: v for k, v in theirs.items() if k in own and own[k].shape == v.shape and k != CLASS_ROWS}
     if not any(k.startswith("diffusion.") for k in matching):
         raise InputError(init, "no weights fit this model (a different architecture?)")
+    shared = [name for name in model.config.classes if name in source.config.classes]
+    if shared and own[CLASS_ROWS].shape[1] == theirs[CLASS_ROWS].shape[1]:
+        rows = own[CLASS_ROWS].clone()
+        for name in shared:
+            rows[model.class_index(name)] = theirs[CLASS_ROWS][source.class_index(name)]
+        matching[CLASS_ROWS] = rows
     model.load_state_dict(matching, strict=False)
-    print(f"fine-tuning from {init}: {len(matching)} of {len(own)} tensors taken")
+    new = [name for name in model.config.classes if name not in shared]
+    print(f"fine-tuning from {init}: {len(matching)} of {len(own)} tensors taken"
+          + (f"; classes learned from scratch: {', '.join(new)}" if new else ""))
 
 
 def read_run(run: Path) -> dict:
