@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 
 import pytest
@@ -193,3 +197,22 @@ def load_config_text(name: str) -> str:
 def test_an_unknown_config(dataset, tmp_path, capsys):
     assert main(["train", str(dataset), "--config", "huge", "-o", str(tmp_path / "run")]) == 2
     assert "no such training config" in capsys.readouterr().err
+
+
+def test_sigterm_saves_the_run_and_the_same_command_resumes(dataset, tmp_path):
+    run = tmp_path / "stopped"
+    command = [sys.executable, "-m", "instrument.cli", "train", str(dataset), "--config", "tiny", "-o", str(run),
+               "--steps", "100000", "--quiet"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (run / "checkpoints" / "last.ckpt").exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "run the same command again to resume" in err and "Traceback" not in err
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["last.ckpt"], "no stray copies of the state"
+    stopped_at = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"]
+    assert stopped_at >= 10
+    assert main(["train", str(dataset), "--config", "tiny", "-o", str(run), "--steps", str(stopped_at + 3), "--quiet"]) == 0
+    assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"] == stopped_at + 3

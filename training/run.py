@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import asdict, replace
 from datetime import timedelta
 from pathlib import Path
@@ -61,7 +62,8 @@ def train(data: Path, config_name: str, run: Path, steps: int | None = None, ini
     try:
         trainer.fit(module, datamodule=_data(data, manifest, config), ckpt_path=str(last) if last.exists() else None,
                     weights_only=True)
-    except SystemExit:   # Lightning saves last.ckpt on Ctrl-C, then exits with 1
+    except SystemExit:   # how Lightning ends on Ctrl-C or SIGTERM, once it has saved last.ckpt
+        print(f"\nstopped at step {trainer.global_step}; run the same command again to resume", file=sys.stderr)
         raise KeyboardInterrupt from None
     finally:
         if trainer.is_global_zero:
