@@ -34,6 +34,7 @@ def replacing(path: str | Path, commit: bool = False) -> Iterator[str]:
     try:
         yield temp
         if commit:
+            os.chmod(temp, 0o644)   # mkstemp makes it private; an output file is not
             os.replace(temp, path)
     finally:
         if os.path.exists(temp):

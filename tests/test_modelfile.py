@@ -104,3 +104,8 @@ def test_saving_over_a_folder_is_refused(tmp_path):
     with pytest.raises(InputError, match="is a folder; name a file to write"):
         save_model(tiny_model(), tmp_path / "m.safetensors")
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_a_saved_model_is_readable_by_others_like_any_output(tmp_path):
+    path = save_model(tiny_model(), tmp_path / "m.safetensors")
+    assert path.stat().st_mode & 0o777 == 0o644
