@@ -2,13 +2,14 @@
 
     python -m benchmarks.recipes DATA -o OUT --minutes 4 [--config default --config seed]
 
-Each config trains into OUT/runs/NAME (run again with more --minutes to train on), then its EMA weights are
-exported to OUT/NAME.safetensors for benchmarks/quality.py, e.g. the seed's way of sampling:
+Each config trains into OUT/runs/NAME (run again with more --minutes to train on), then its
+EMA weights are exported to OUT/NAME.safetensors for benchmarks/quality.py, e.g. the seed's
+way of sampling:
     python -m benchmarks.quality DATA --eval default=OUT/default.safetensors \
         --eval "seed=OUT/seed.safetensors,sampler=vsampler,steps=50"
 Prints a Markdown table for benchmarks/RESULTS.md: optimizer steps, one-shots seen and, on a
-GPU, the peak memory (allocated by tensors, and held by PyTorch's
-caching allocator, which is what the card must have free beside its CUDA context).
+GPU, the peak memory (allocated by tensors, and held by PyTorch's caching allocator, which is
+what the card must have free beside its CUDA context).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch
 
 from engine.modelfile import load_model
 from training.config import load_config
-from training.run import LAST_CHECKPOINT, export, train
+from training.run import LAST_CHECKPOINT, export, read_checkpoint, train
 
 
 def logged(run: Path, name: str) -> list[float]:
@@ -38,7 +39,7 @@ def logged(run: Path, name: str) -> list[float]:
 
 def summarize(name: str, run: Path, model_file: Path, seconds: float) -> str:
     recipe = load_config(name).recipe
-    steps = torch.load(run / LAST_CHECKPOINT, map_location="cpu", weights_only=True, mmap=True)["global_step"]
+    steps = read_checkpoint(run / LAST_CHECKPOINT)["global_step"]
     allocated, reserved = logged(run, "gpu_peak_mib"), logged(run, "gpu_peak_reserved_mib")
     memory = f"{max(allocated):.0f} / {max(reserved):.0f}" if allocated and reserved else "no GPU"
     parameters = sum(p.numel() for p in load_model(model_file).parameters()) / 1e6

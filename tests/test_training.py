@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from instrument.cli import main
 from tests.drum_files import write_class_folders
 from training.dataset import load_split, read_manifest
 from training.objective import v_loss
-from training.run import _initialise
+from training.run import LAST_CHECKPOINT, _initialise, read_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,10 @@ def trained(dataset, tmp_path_factory):
     return run
 
 
+def last_checkpoint(run) -> dict:
+    return read_checkpoint(run / LAST_CHECKPOINT)
+
+
 def fixed_noise_loss(model: DrumDiffusion, dataset) -> float:
     audio, labels = map(torch.from_numpy, load_split(dataset, read_manifest(dataset), "train"))
     generator = torch.Generator().manual_seed(0)
@@ -53,7 +58,7 @@ def test_a_few_steps_of_tiny_lower_the_loss(dataset, trained):
 
 
 def test_a_run_holds_checkpoints_samples_and_logs(trained):
-    checkpoint = torch.load(trained / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    checkpoint = last_checkpoint(trained)
     assert checkpoint["global_step"] == 45
     record = json.loads((trained / "run.json").read_text())
     assert record["model_config"]["classes"] == ["kick", "snare", "hat"]
@@ -67,7 +72,7 @@ def test_running_the_same_command_again_resumes(dataset, trained):
     first_samples = trained / "samples" / "step0000020"
     stamp = first_samples.stat().st_mtime_ns
     assert main(["train", str(dataset), "--config", "tiny", "-o", str(trained), "--steps", "50", "--quiet"]) == 0
-    checkpoint = torch.load(trained / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    checkpoint = last_checkpoint(trained)
     assert checkpoint["global_step"] == 50
     assert (trained / "samples" / "step0000050").is_dir()
     assert first_samples.stat().st_mtime_ns == stamp, "the resumed run started over"
@@ -103,7 +108,7 @@ def test_fine_tuning_starts_from_the_given_model(dataset, trained, tmp_path):
 
 
 def training_seconds(run) -> tuple[int, float]:
-    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    checkpoint = last_checkpoint(run)
     return checkpoint["global_step"], checkpoint["callbacks"]["Timer"]["time_elapsed"]["train"]
 
 
@@ -145,7 +150,7 @@ def test_a_resumed_run_trains_at_its_new_learning_rate(dataset, tmp_path, capsys
     assert main(["train", str(dataset), "--config", str(config), "-o", str(run), "--steps", "4", "--quiet"]) == 0
     config.write_text(tiny.replace("learning_rate: 0.001", "learning_rate: 0.0002\n  weight_decay: 0.05"))
     assert main(["train", str(dataset), "--config", str(config), "-o", str(run), "--steps", "6", "--quiet"]) == 0
-    group = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["optimizer_states"][0]["param_groups"][0]
+    group = last_checkpoint(run)["optimizer_states"][0]["param_groups"][0]
     assert group["lr"] == pytest.approx(0.0002) and group["weight_decay"] == pytest.approx(0.05)
     assert json.loads((run / "run.json").read_text())["config"]["train"]["learning_rate"] == pytest.approx(0.0002)
 
@@ -212,7 +217,16 @@ def test_sigterm_saves_the_run_and_the_same_command_resumes(dataset, tmp_path):
     assert process.returncode == 130, err
     assert "run the same command again to resume" in err and "Traceback" not in err
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["last.ckpt"], "no stray copies of the state"
-    stopped_at = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"]
+    stopped_at = last_checkpoint(run)["global_step"]
     assert stopped_at >= 10
     assert main(["train", str(dataset), "--config", "tiny", "-o", str(run), "--steps", str(stopped_at + 3), "--quiet"]) == 0
-    assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"] == stopped_at + 3
+    assert last_checkpoint(run)["global_step"] == stopped_at + 3
+
+
+def test_a_damaged_checkpoint_is_refused_in_one_line(dataset, trained, tmp_path, capsys):
+    run = tmp_path / "damaged"
+    shutil.copytree(trained, run)
+    (run / LAST_CHECKPOINT).write_bytes(b"not a checkpoint")
+    assert main(["train", str(dataset), "--config", "tiny", "-o", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "last.ckpt: cannot resume from this checkpoint" in err and len(err.strip().splitlines()) == 1

@@ -47,7 +47,7 @@ def train(data: Path, config_name: str, run: Path, steps: int | None = None, ini
         raise InputError(None, f"--minutes must be more than 0, not {minutes}")
     last = run / LAST_CHECKPOINT
     if last.exists():
-        _check_checkpoint(last)
+        read_checkpoint(last)   # a damaged file: one clear line, not Lightning's traceback
     import lightning.pytorch as pl
 
     from training.module import DiffusionTraining
@@ -142,9 +142,10 @@ def _write_record(run: Path, record: dict) -> None:
         Path(temp).write_text(json.dumps(record, indent=1) + "\n")
 
 
-def _check_checkpoint(path: Path) -> None:
+def read_checkpoint(path: Path) -> dict:
+    """A Lightning checkpoint's contents, tensors memory-mapped; nothing in it is unpickled as code."""
     try:
-        torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:   # torch raises many types for a damaged or foreign file
         raise InputError(path, f"cannot resume from this checkpoint ({first_line(error)})") from None
 
