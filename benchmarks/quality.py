@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchaudio
-from scipy import linalg
+from scipy import linalg, signal
 from torch import nn
 
 from engine.generate import Item, sample_batch
@@ -94,11 +94,40 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a + cov_b - 2 * np.real(root)))
 
 
-def tail_floor_db(audio: np.ndarray, rate: int) -> np.ndarray:
-    """Per one-shot: RMS of the 100 ms ending 50 ms before the end, in dB below its peak."""
-    end, start = audio.shape[-1] - int(0.05 * rate), audio.shape[-1] - int(0.15 * rate)
-    rms = np.sqrt(np.mean(audio[..., start:end] ** 2, axis=(1, 2)))
+def envelope_db(audio: np.ndarray, rate: int, frame_ms: float = 10.0) -> np.ndarray:
+    """(N, frames): RMS per 10 ms frame over both channels, dB below each one-shot's peak."""
+    frame = int(rate * frame_ms / 1000)
+    frames = audio.shape[-1] // frame
+    power = (audio[..., :frames * frame] ** 2).reshape(*audio.shape[:-1], frames, frame).mean(axis=(-1, 1))
+    peak = np.max(np.abs(audio), axis=(1, 2))[:, None]
+    return 10 * np.log10(np.maximum(power, 1e-20)) - 20 * np.log10(np.maximum(peak, 1e-10))
+
+
+def decayed_windows(real: np.ndarray, labels: np.ndarray, rate: int, classes: int) -> dict[int, tuple[int, int]]:
+    """Per class, the sample range after its real one-shots have decayed: from 50 ms after the
+    median time their level last stood 40 dB below the peak, 200 ms long, ending at the latest
+    50 ms before the end (the training one-shots' cut fade); the last 150 ms where they ring on."""
+    length, frame = real.shape[-1], int(rate * 0.01)
+    latest_end = length - int(0.05 * rate)
+    windows = {}
+    for c in range(classes):
+        envelope = envelope_db(real[labels == c], rate)
+        if not len(envelope):
+            continue
+        above = envelope > -40
+        last_loud = np.where(above.any(axis=1), above.shape[1] - 1 - np.argmax(above[:, ::-1], axis=1), 0)
+        start = int((np.median(last_loud) + 1) * frame + 0.05 * rate)
+        start = min(start, latest_end - int(0.15 * rate))
+        windows[c] = (start, min(start + int(0.2 * rate), latest_end))
+    return windows
+
+
+def noise_floor_db(audio: np.ndarray, rate: int, window: tuple[int, int], above_hz: float | None = None) -> np.ndarray:
+    """Per one-shot: RMS over the window, dB below its peak; of the band above `above_hz` if given."""
     peak = np.max(np.abs(audio), axis=(1, 2))
+    if above_hz is not None:
+        audio = signal.sosfiltfilt(signal.butter(8, above_hz, "highpass", fs=rate, output="sos"), audio, axis=-1)
+    rms = np.sqrt(np.mean(audio[..., window[0]:window[1]] ** 2, axis=(1, 2)))
     return 20 * np.log10(np.maximum(rms, 1e-10) / np.maximum(peak, 1e-10))
 
 

@@ -211,9 +211,10 @@ def run_convert(args) -> int:
 
 
 def _add_dataset(commands) -> None:
-    command = commands.add_parser("dataset", help="build a training set from folders of one-shots and Hydrogen drumkits")
+    command = commands.add_parser("dataset", help="build a training set from folders of one-shots, Hydrogen drumkits and SoundFonts")
     command.add_argument("sources", type=Path, nargs="+", metavar="SRC",
-                         help="a folder with one sub-folder per class, a Hydrogen drumkit, or a folder of drumkits")
+                         help="a folder with one sub-folder per class, a Hydrogen drumkit, a folder of drumkits, "
+                              "or a SoundFont (.sf2/.sf3: its drum kits, rendered by FluidSynth)")
     command.add_argument("-o", "--output", type=Path, required=True, help="dataset folder to write")
     command.add_argument("--hold-out", action="append", default=[], metavar="KIT",
                          help="keep this kit (or source folder) out of training, for evaluation; repeatable")
@@ -283,6 +284,7 @@ def _training_package():
         import lightning  # noqa: F401
         import matplotlib  # noqa: F401
         import pyloudnorm  # noqa: F401
+        import sf2utils  # noqa: F401
         import soxr  # noqa: F401
     except ImportError as error:
         raise InputError(None, f"training needs the train extra: pip install 'noisepad[train]' ({error.name} is missing)") from None

@@ -11,6 +11,7 @@ import soundfile
 
 from instrument.cli import main
 from tests.drum_files import hit, write_class_folders, write_hit, write_hydrogen_kit
+from tests.soundfont_files import Preset, Zone, noise_burst, tone, write_soundfont
 from training.classes import class_for_name
 from training.dataset import read_manifest
 
@@ -153,3 +154,68 @@ def test_manifest_is_plain_json(tmp_path, capsys):
     build(capsys, write_class_folders(tmp_path / "mine", per_class=1), "-o", tmp_path / "data")
     data = json.loads((tmp_path / "data" / "dataset.json").read_text())
     assert data["format"] == "noisepad-dataset" and data["length"] == 32768
+
+
+def tiny_font(path, copyright="CC0 test samples"):
+    kick_soft, kick_hard, snare = tone(60, decay=25) * 0.3, tone(60), noise_burst()
+    kit = Preset("Test Kit", 128, 0, (
+        Zone((36, 36), (0, 63), kick_soft), Zone((36, 36), (64, 127), kick_hard),
+        Zone((38, 38), (0, 127), snare), Zone((90, 90), (0, 127), snare),   # 90: no General MIDI drum
+    ))
+    effects = Preset("SFX", 128, 56, (Zone((36, 36), (0, 127), snare),))     # not laid out by General MIDI
+    piano = Preset("Piano", 0, 0, (Zone((0, 127), (0, 127), tone(440)),))
+    return write_soundfont(path, [kit, effects, piano], copyright)
+
+
+def test_soundfont_kits_give_one_shot_per_note_and_velocity_layer(tmp_path, capsys):
+    font = tiny_font(tmp_path / "tiny.sf2")
+
+    code, out, err = build(capsys, font, "-o", tmp_path / "data")
+
+    assert code == 0, err
+    manifest = read_manifest(tmp_path / "data")
+    assert sorted((i["class"], i["source"].split("kit 'Test Kit' ")[1]) for i in manifest.items) == [
+        ("kick", "note 36 velocity 127"), ("kick", "note 36 velocity 63"), ("snare", "note 38 velocity 127")]
+    assert {i["group"] for i in manifest.items} == {"tiny Test Kit"} and {i["origin"] for i in manifest.items} == {"tiny.sf2"}
+    assert manifest.licenses == {"tiny Test Kit": "CC0 test samples"}
+    for item in manifest.items:
+        audio, rate = soundfile.read(tmp_path / "data" / item["path"], always_2d=True)
+        assert rate == 44100 and audio.shape == (32768, 2)
+        spectrum = np.abs(np.fft.rfft(audio[:8192, 0]))
+        peak_hz = np.argmax(spectrum) * rate / 8192
+        centroid_hz = np.sum(spectrum * np.arange(spectrum.size)) / spectrum.sum() * rate / 8192
+        if item["class"] == "kick":   # FluidSynth played the font's 60 Hz sample, not something else
+            assert 50 < peak_hz < 70, item["source"]
+        else:
+            assert centroid_hz > 2000, item["source"]
+    assert "tiny.sf2" in out and not (tmp_path / "data" / ".renders").exists()
+
+
+def test_a_drum_font_without_bank_128_is_all_kits(tmp_path, capsys):
+    font = write_soundfont(tmp_path / "one_kit.sf2", [Preset("Four Piece", 0, 0, (Zone((42, 42), (0, 127), noise_burst()),))])
+    assert build(capsys, font, "-o", tmp_path / "data")[0] == 0
+    manifest = read_manifest(tmp_path / "data")
+    assert [(i["class"], i["group"]) for i in manifest.items] == [("hihat_closed", "one_kit Four Piece")]
+    assert manifest.licenses == {"one_kit Four Piece": "not stated in the font"}
+
+
+def test_soundfonts_mix_with_drumkits_and_hold_out_by_kit(tmp_path, capsys):
+    kit = write_hydrogen_kit(tmp_path / "kits" / "Rock", "Rock", {"Kick": ["k.wav"], "Snare": ["s.wav"]})
+    write_hit(kit / "k.wav", "kick")
+    write_hit(kit / "s.wav", "snare")
+    font = tiny_font(tmp_path / "tiny.sf2")
+    code, out, err = build(capsys, tmp_path / "kits", font, "-o", tmp_path / "data", "--hold-out", "tiny Test Kit")
+    assert code == 0, err
+    manifest = read_manifest(tmp_path / "data")
+    assert {(i["origin"], i["split"]) for i in manifest.items} == {("kits", "train"), ("tiny.sf2", "eval")}
+    source_rows = {line.split()[0]: line.split() for line in out.splitlines()}
+    assert source_rows["tiny.sf2"][1:] == ["1", "2", "1", "3"]   # kits, kick, snare, total
+    assert source_rows["kits"][1:] == ["1", "1", "1", "2"]
+
+
+def test_a_corrupt_soundfont_is_one_clear_line(tmp_path, capsys):
+    font = tmp_path / "broken.sf2"
+    font.write_bytes(b"RIFF\x10\x00\x00\x00sfbkLIST garbage")
+    code, _, err = build(capsys, font, "-o", tmp_path / "data")
+    assert code == 2 and "broken.sf2: not a readable SoundFont" in err and "Traceback" not in err
+    assert not (tmp_path / "data").exists()

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+import yaml
 
 from engine.modelfile import DrumDiffusion, load_model
 from instrument.cli import main
@@ -230,3 +231,14 @@ def test_a_damaged_checkpoint_is_refused_in_one_line(dataset, trained, tmp_path,
     assert main(["train", str(dataset), "--config", "tiny", "-o", str(run), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "last.ckpt: cannot resume from this checkpoint" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_config_on_a_base_changes_only_what_it_names_and_its_rate_decays(dataset, tmp_path):
+    config, run = tmp_path / "decaying.yaml", tmp_path / "run"
+    config.write_text("base: tiny\ntrain:\n  warmup_steps: 2\n  decay_steps: 8\n  final_lr_fraction: 0.1\n")
+    assert main(["train", str(dataset), "--config", str(config), "-o", str(run), "--steps", "12", "--quiet"]) == 0
+    recorded = json.loads((run / "run.json").read_text())["config"]
+    tiny = yaml.safe_load(load_config_text("tiny"))
+    assert recorded["model"] == tiny["model"] and recorded["train"]["batch_size"] == tiny["train"]["batch_size"]
+    group = last_checkpoint(run)["optimizer_states"][0]["param_groups"][0]
+    assert group["lr"] == pytest.approx(0.1 * tiny["train"]["learning_rate"])

@@ -1,6 +1,7 @@
 """Training configs: a model section (the UNet) and a train section (the recipe), from YAML.
 
-`NAME` means training/configs/NAME.yaml; anything else is a path.
+`NAME` means training/configs/NAME.yaml; anything else is a path. A config with `base: NAME`
+takes that config's model section and its train settings, and changes the settings it names.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ class Recipe:
     learning_rate: float = 2e-4
     weight_decay: float = 0.01
     warmup_steps: int = 200
+    decay_steps: int = 0             # > 0: the rate falls on a half cosine to final_lr_fraction over this many steps
+    final_lr_fraction: float = 0.1
     ema_decay: float = 0.999
     cfg_dropout: float = 0.1         # class embedding replaced by the learned "no class" one
     gpu_precision: str = "bf16-mixed"
@@ -85,7 +88,23 @@ def load_config(name_or_file: str) -> TrainConfig:
         data = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise InputError(path, f"not readable YAML ({str(error).splitlines()[0]})") from None
+    if isinstance(data, dict) and "base" in data:
+        data = _on_base(data, path)
     return config_from_dict(data, path)
+
+
+def _on_base(data: dict, path: Path) -> dict:
+    base_name = data["base"]
+    if not isinstance(base_name, str) or config_path(base_name) == path:
+        raise InputError(path, f"base: must name another config, not {base_name!r}")
+    base = load_config(base_name)
+    train = data.get("train") or {}
+    if not isinstance(train, dict):
+        raise InputError(path, "train must be a mapping")
+    merged = {key: value for key, value in data.items() if key != "base"}
+    merged.setdefault("model", base.model)
+    merged["train"] = {**{f.name: getattr(base.recipe, f.name) for f in fields(Recipe)}, **train}
+    return merged
 
 
 def config_from_dict(data, path: str | Path) -> TrainConfig:
@@ -108,7 +127,7 @@ def config_from_dict(data, path: str | Path) -> TrainConfig:
 
 LIMITS = {   # setting: (lowest, highest) allowed
     "batch_size": (1, 4096), "accumulate": (1, 4096), "learning_rate": (0.0, 1.0), "weight_decay": (0.0, 1.0),
-    "warmup_steps": (0, 10**9), "ema_decay": (0.0, 1.0), "cfg_dropout": (0.0, 1.0), "steps": (1, 10**9),
+    "warmup_steps": (0, 10**9), "decay_steps": (0, 10**9), "final_lr_fraction": (0.0, 1.0), "ema_decay": (0.0, 1.0), "cfg_dropout": (0.0, 1.0), "steps": (1, 10**9),
     "checkpoint_every": (1, 10**9), "validate_every": (1, 10**9), "sample_every": (1, 10**9),
     "sample_steps": (1, 1000), "seed": (0, 2**31 - 1),
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import lightning.pytorch as pl
 import torch
 from torch.optim.swa_utils import AveragedModel
@@ -61,9 +63,23 @@ class DiffusionTraining(pl.LightningModule):
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.recipe.learning_rate, weight_decay=self.recipe.weight_decay)
-        warmup = max(1, self.recipe.warmup_steps)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate_factor(self.recipe))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def rate_factor(recipe: Recipe):
+    """The learning rate's factor at each step: a linear warmup, then constant or, with
+    decay_steps, a half cosine from 1 down to final_lr_fraction, which it keeps."""
+    warmup, decay, final = max(1, recipe.warmup_steps), recipe.decay_steps, recipe.final_lr_fraction
+
+    def factor(step: int) -> float:
+        ramp = min(1.0, (step + 1) / warmup)
+        if decay <= 0:
+            return ramp
+        progress = min(1.0, max(0, step + 1 - warmup) / decay)
+        return ramp * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    return factor
 
 
 def ema_with_warmup(decay: float):
