@@ -242,3 +242,32 @@ def test_a_config_on_a_base_changes_only_what_it_names_and_its_rate_decays(datas
     assert recorded["model"] == tiny["model"] and recorded["train"]["batch_size"] == tiny["train"]["batch_size"]
     group = last_checkpoint(run)["optimizer_states"][0]["param_groups"][0]
     assert group["lr"] == pytest.approx(0.1 * tiny["train"]["learning_rate"])
+
+
+def test_shifted_noise_levels_move_training_towards_more_or_less_noise():
+    from training.objective import noise_levels
+    generator = torch.Generator().manual_seed(0)
+    plain, more, less = (noise_levels(20000, shift, generator).median().item() for shift in (1.0, 3.0, 1 / 3))
+    assert abs(plain - 0.5) < 0.02 and more > 0.75 and less < 0.25
+
+
+def test_augmented_one_shots_keep_their_shape_and_are_quieter_or_repitched(dataset):
+    from training.config import Recipe
+    from training.module import augment
+    audio, labels = map(torch.from_numpy, load_split(dataset, read_manifest(dataset), "train"))
+    torch.manual_seed(0)
+    quieter = augment(audio, labels, Recipe(augment_gain_db=12))[0]
+    peaks, new_peaks = audio.abs().amax(dim=(1, 2)), quieter.abs().amax(dim=(1, 2))
+    assert quieter.shape == audio.shape and torch.all(new_peaks <= peaks + 1e-6) and torch.any(new_peaks < 0.7 * peaks)
+    spectrum = lambda x: torch.fft.rfft(x.mean(1), dim=-1).abs()
+    shifted = augment(audio, labels, Recipe(augment_pitch=3))[0]
+    assert shifted.shape == audio.shape and not torch.allclose(spectrum(shifted), spectrum(audio), rtol=0.05)
+
+
+@pytest.mark.parametrize("settings", ["min_snr_gamma: 5", "noise_shift: 0.5", "augment_gain_db: 6\n  augment_pitch: 1"])
+def test_recipe_options_train(dataset, tmp_path, settings):
+    config, run = tmp_path / "option.yaml", tmp_path / "run"
+    config.write_text(f"base: tiny\ntrain:\n  {settings}\n")
+    assert main(["train", str(dataset), "--config", str(config), "-o", str(run), "--steps", "3", "--quiet"]) == 0
+    assert last_checkpoint(run)["global_step"] == 3
+    assert all(torch.isfinite(w).all() for w in load_model(run / "model.safetensors").state_dict().values())

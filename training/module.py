@@ -26,8 +26,9 @@ class DiffusionTraining(pl.LightningModule):
         return self.ema.module
 
     def training_step(self, batch, batch_idx):
-        audio, class_ids = _augment(*batch)
-        loss = v_loss(self.model, audio, class_ids, self.recipe.cfg_dropout)
+        audio, class_ids = augment(*batch, self.recipe)
+        loss = v_loss(self.model, audio, class_ids, self.recipe.cfg_dropout,
+                      noise_shift=self.recipe.noise_shift, min_snr_gamma=self.recipe.min_snr_gamma)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
@@ -95,10 +96,27 @@ def ema_with_warmup(decay: float):
     return update
 
 
-def _augment(audio: torch.Tensor, class_ids: torch.Tensor):
-    """Label-preserving variety for small kits: random polarity and left/right swap per item."""
+def augment(audio: torch.Tensor, class_ids: torch.Tensor, recipe: Recipe):
+    """Label-preserving variety: random polarity and left/right swap per item; with the recipe's
+    settings, a random gain cut and a small change of pitch (resampling, cropped or padded)."""
     batch = audio.shape[0]
     polarity = torch.where(torch.rand(batch, device=audio.device) < 0.5, -1.0, 1.0).view(-1, 1, 1)
     swap = torch.rand(batch, device=audio.device) < 0.5
     audio = torch.where(swap.view(-1, 1, 1), audio.flip(1), audio) * polarity.to(audio.dtype)
+    if recipe.augment_pitch > 0:
+        audio = torch.stack([_repitch(a, float(torch.empty(1).uniform_(-recipe.augment_pitch, recipe.augment_pitch)))
+                             for a in audio])
+    if recipe.augment_gain_db > 0:
+        gain_db = torch.empty(batch, 1, 1, device=audio.device).uniform_(-recipe.augment_gain_db, 0.0)
+        audio = audio * (10 ** (gain_db / 20)).to(audio.dtype)
     return audio, class_ids
+
+
+def _repitch(audio: torch.Tensor, semitones: float) -> torch.Tensor:
+    """Played back faster (up) or slower (down), at the same length."""
+    length = audio.shape[-1]
+    stretched = int(round(length * 2 ** (-semitones / 12)))
+    resampled = torch.nn.functional.interpolate(audio[None], size=stretched, mode="linear", align_corners=False)[0]
+    out = audio.new_zeros(audio.shape)
+    out[:, :min(length, stretched)] = resampled[:, :length]
+    return out
