@@ -5,14 +5,16 @@
 
 A small classifier (log-mel CNN) is trained on the dataset's training split (the other kits),
 then for each model and the held-out real one-shots:
-  accuracy   the classifier labels generated one-shots as the class asked for (real: held-out kit)
+  accuracy   the classifier labels generated one-shots as the class asked for (real: held-out
+             kits), overall and by class
   FD         Fréchet distance between generated and held-out real one-shots in its embedding
-  tail dB    noise floor: RMS over the 100 ms ending 50 ms before the end, dB below the peak,
-             median (generated measured before post-processing, so its fade-out does not hide hiss)
+  noise      by class: level and level above 8 kHz, dB below the peak (median), over a window
+             after the class's real one-shots have decayed (generated measured before
+             post-processing, so its fade-out does not hide hiss)
   diversity  mean pairwise embedding distance within a class
   nearest    median embedding distance to the nearest training one-shot (memorization if ~0;
              the held-out row shows what new-but-real looks like)
-Prints a Markdown table for benchmarks/RESULTS.md.
+Prints Markdown tables for benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,14 +39,18 @@ from training.dataset import load_split, read_manifest
 
 
 class Features(nn.Module):
-    """Log-mel spectrogram of the mono mix, 64 bands."""
+    """Mel power spectrogram of the mono mix, 64 bands; `log_mel` takes its log."""
 
     def __init__(self, rate: int):
         super().__init__()
         self.mel = torchaudio.transforms.MelSpectrogram(rate, n_fft=1024, hop_length=512, n_mels=64)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        return torch.log(self.mel(audio.mean(dim=1)) + 1e-5)[:, None]
+        return self.mel(audio.mean(dim=1))
+
+
+def log_mel(power: torch.Tensor) -> torch.Tensor:
+    return torch.log(power + 1e-5)[:, None]
 
 
 class Classifier(nn.Module):
@@ -57,23 +64,23 @@ class Classifier(nn.Module):
         self.head = nn.Linear(embedding, classes)
 
     def embed(self, audio: torch.Tensor) -> torch.Tensor:
-        return self.body(self.features(audio))
-
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embed(audio))
+        return self.body(log_mel(self.features(audio)))
 
 
-def train_classifier(audio: np.ndarray, labels: np.ndarray, rate: int, classes: int, epochs: int = 40) -> Classifier:
+def train_classifier(audio: np.ndarray, labels: np.ndarray, rate: int, classes: int, epochs: int = 30) -> Classifier:
     torch.manual_seed(0)
     model = Classifier(rate, classes)
     optimizer = torch.optim.AdamW(model.parameters(), 2e-3, weight_decay=1e-2)
-    x, y = torch.from_numpy(audio), torch.from_numpy(labels)
+    with torch.no_grad():   # the spectrogram once: a gain g on the audio is g squared on its power
+        power = torch.cat([model.features(b) for b in torch.from_numpy(audio).split(256)])
+    y = torch.from_numpy(labels)
     weights = torch.from_numpy(1.0 / np.bincount(labels, minlength=classes).clip(1)).float()
     for _ in range(epochs):
         model.train()
-        for batch in torch.randperm(len(y)).split(32):
-            gain = 10 ** (torch.empty(len(batch), 1, 1).uniform_(-12, 0) / 20)   # level must not decide the class
-            loss = nn.functional.cross_entropy(model(x[batch] * gain), y[batch], weight=weights)
+        for batch in torch.randperm(len(y)).split(64):
+            gain = 10 ** (torch.empty(len(batch), 1, 1).uniform_(-12, 0) / 10)   # level must not decide the class
+            logits = model.head(model.body(log_mel(power[batch] * gain)))
+            loss = nn.functional.cross_entropy(logits, y[batch], weight=weights)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -85,6 +92,10 @@ def embed_and_label(classifier: Classifier, audio: np.ndarray) -> tuple[np.ndarr
     x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
     embeddings = torch.cat([classifier.embed(b) for b in x.split(64)])
     return embeddings.numpy(), classifier.head(embeddings).argmax(1).numpy()
+
+
+def per_class_accuracy(predicted: np.ndarray, labels: np.ndarray, classes: int) -> list[float | None]:
+    return [float(np.mean(predicted[labels == c] == c)) if np.any(labels == c) else None for c in range(classes)]
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -176,9 +187,56 @@ def parse_eval(text: str) -> dict:
     return spec
 
 
+@dataclass
+class Measured:
+    label: str
+    settings: str
+    seconds: float | None
+    labels: np.ndarray
+    predicted: np.ndarray
+    embeddings: np.ndarray
+    raw: np.ndarray         # what noise floors are measured on: generated audio before post-processing
+
+
+def measure_model(spec: dict, classifier: Classifier, classes: list[str], per_class: int) -> Measured:
+    raw, finished, labels, seconds = generate_set(spec, classes, per_class)
+    embeddings, predicted = embed_and_label(classifier, finished)
+    settings = f"{spec.get('sampler', 'dpmpp_2m')}, {spec.get('steps', Settings().steps)}, {spec.get('guidance', Settings().guidance)}"
+    return Measured(spec["label"], settings, seconds, labels, predicted, embeddings, raw)
+
+
+def summary_row(m: Measured, real: Measured, training: np.ndarray) -> str:
+    fd = "—" if m is real else f"{frechet_distance(m.embeddings, real.embeddings):.1f}"
+    seconds = "" if m.seconds is None else f"{m.seconds:.2f}"
+    return (f"| {m.label} | {m.settings} | {len(m.labels)} | {seconds} | {np.mean(m.predicted == m.labels):.2f} | {fd} | "
+            f"{diversity(m.embeddings, m.labels):.2f} | {nearest_training(m.embeddings, training):.2f} |")
+
+
+def accuracy_row(m: Measured, classes: list[str]) -> str:
+    cells = per_class_accuracy(m.predicted, m.labels, len(classes))
+    return f"| {m.label} | " + " | ".join("" if a is None else f"{a:.2f}" for a in cells) + " |"
+
+
+def class_floors(m: Measured, windows: dict, rate: int, classes: int) -> dict[int, tuple[float, float]]:
+    """Per class: median (level, level above 8 kHz) in dB below the peak, over the class's window."""
+    floors = {}
+    for c, window in windows.items():
+        audio = m.raw[m.labels == c]
+        if len(audio):
+            floors[c] = (float(np.median(noise_floor_db(audio, rate, window))),
+                         float(np.median(noise_floor_db(audio, rate, window, above_hz=8000))))
+    return floors
+
+
+def floor_row(m: Measured, windows: dict, rate: int, classes: list[str]) -> str:
+    floors = class_floors(m, windows, rate, len(classes))
+    cells = [f"{floors[c][0]:.0f} / {floors[c][1]:.0f}" if c in floors else "" for c in range(len(classes))]
+    return f"| {m.label} | " + " | ".join(cells) + " |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("data", type=Path, help="dataset with a held-out (eval) split")
+    parser.add_argument("data", type=Path, help="dataset with held-out (eval) kits")
     parser.add_argument("--eval", action="append", default=[], type=parse_eval,
                         help="LABEL=MODEL[,sampler=S][,steps=N][,guidance=G][,per_class=K][,device=D]; repeatable")
     parser.add_argument("--per-class", type=int, default=8)
@@ -192,25 +250,27 @@ def main() -> None:
     rate, classes = manifest.sample_rate, manifest.classes
     classifier = train_classifier(train_audio, train_labels, rate, len(classes))
     train_embeddings, _ = embed_and_label(classifier, train_audio)
+    del train_audio
     real_embeddings, real_predicted = embed_and_label(classifier, real_audio)
+    real = Measured("held-out real kits", "", None, real_labels, real_predicted, real_embeddings, real_audio)
+    windows = decayed_windows(real_audio, real_labels, rate, len(classes))
+    measured = [real] + [measure_model(spec, classifier, classes, int(spec.get("per_class", args.per_class))) for spec in args.eval]
 
+    held_out = sorted({i["group"] for i in manifest.split("eval")})
     print(f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}; "
-          f"held-out kit: {', '.join(sorted({i['group'] for i in manifest.split('eval')}))} ({len(real_labels)} one-shots); "
-          f"classifier trained on {len(train_labels)} one-shots of the other kits; {args.per_class} generated per class.\n")
-    print("| one-shots | sampler, steps, guidance | n | s per one-shot | accuracy | FD | tail dB (median) | diversity | nearest training |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    print(f"| held-out real kit | | {len(real_labels)} | | {np.mean(real_predicted == real_labels):.2f} | — | "
-          f"{np.median(tail_floor_db(real_audio, rate)):.1f} | {diversity(real_embeddings, real_labels):.2f} | "
-          f"{nearest_training(real_embeddings, train_embeddings):.2f} |")
-    for spec in args.eval:
-        raw, finished, labels, seconds = generate_set(spec, classes, int(spec.get("per_class", args.per_class)))
-        embeddings, predicted = embed_and_label(classifier, finished)
-        settings = f"{spec.get('sampler', 'dpmpp_2m')}, {spec.get('steps', Settings().steps)}, {spec.get('guidance', Settings().guidance)}"
-        print(f"| {spec['label']} | {settings} | {len(labels)} | {seconds:.2f} | {np.mean(predicted == labels):.2f} | "
-              f"{frechet_distance(embeddings, real_embeddings):.1f} | {np.median(tail_floor_db(raw, rate)):.1f} | "
-              f"{diversity(embeddings, labels):.2f} | {nearest_training(embeddings, train_embeddings):.2f} |", flush=True)
-    per_class = [f"{name} {np.mean(real_predicted[real_labels == c] == c):.2f}" for c, name in enumerate(classes) if np.any(real_labels == c)]
-    print("\nClassifier accuracy on the held-out real kit by class: " + ", ".join(per_class))
+          f"held-out kits: {', '.join(held_out)} ({len(real_labels)} one-shots); classifier trained on "
+          f"{len(train_labels)} one-shots of the other kits; {args.per_class} generated per class.\n")
+    print("| one-shots | sampler, steps, guidance | n | s per one-shot | accuracy | FD | diversity | nearest training |")
+    print("|---|---|---|---|---|---|---|---|")
+    print("\n".join(summary_row(m, real, train_embeddings) for m in measured))
+    print("\nAccuracy by class (real: the classifier on the held-out kits; generated: labelled as the class asked for)\n")
+    print("| one-shots | " + " | ".join(classes) + " |\n|---|" + "---|" * len(classes))
+    print("\n".join(accuracy_row(m, classes) for m in measured))
+    print("\nNoise floor by class: level / above 8 kHz, dB below the peak (median), over the window after the "
+          "real one-shots of the class have decayed; generated measured before post-processing\n")
+    print("| one-shots | " + " | ".join(f"{classes[c]} {a / rate:.2f}-{b / rate:.2f} s" for c, (a, b) in sorted(windows.items())) + " |")
+    print("|---|" + "---|" * len(windows))
+    print("\n".join(floor_row(m, windows, rate, classes) for m in measured))
 
 
 if __name__ == "__main__":
