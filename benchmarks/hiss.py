@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.quality import decayed_windows, noise_floor_db
+from benchmarks.quality import decayed_windows, generate_set, noise_floor_db
 from engine.generate import Item, sample_batch, seed_noise
 from engine.modelfile import load_model
 from engine.sampling import alpha_sigma
@@ -61,15 +61,6 @@ def one_step(model, real: np.ndarray, labels: np.ndarray, t: float) -> np.ndarra
         v = model.velocity(x_t, torch.full((len(x0),), t), **model.conditioning(class_ids, 1.0))
         out.append(((alpha * x_t - sigma * v) / scale).numpy())
     return np.concatenate(out)
-
-
-def generated(model, classes: list[str], per_class: int, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
-    raw, labels = [], []
-    for c, name in enumerate(classes):
-        items = [Item(seed=10_000 * c + i, class_index=model.class_index(name)) for i in range(per_class)]
-        raw.append(sample_batch(model, items, settings))
-        labels += [c] * per_class
-    return np.concatenate(raw), np.array(labels)
 
 
 def main() -> None:
@@ -108,7 +99,7 @@ def main() -> None:
     for t in NOISE_LEVELS[:2]:
         print(row(f"real noised to t={t}, one x0 prediction, weights rounded to bf16",
                   floors(one_step(rounded, sources, source_labels, t), source_labels), classes), flush=True)
-    audio, labels = generated(model, classes, args.per_class, settings)
+    audio, _, labels, _ = generate_set({"model": args.model}, classes, args.per_class)
     print(row("generated from noise", floors(audio, labels), classes), flush=True)
 
 

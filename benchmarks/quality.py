@@ -217,7 +217,7 @@ def accuracy_row(m: Measured, classes: list[str]) -> str:
     return f"| {m.label} | " + " | ".join("" if a is None else f"{a:.2f}" for a in cells) + " |"
 
 
-def class_floors(m: Measured, windows: dict, rate: int, classes: int) -> dict[int, tuple[float, float]]:
+def class_floors(m: Measured, windows: dict, rate: int) -> dict[int, tuple[float, float]]:
     """Per class: median (level, level above 8 kHz) in dB below the peak, over the class's window."""
     floors = {}
     for c, window in windows.items():
@@ -229,7 +229,7 @@ def class_floors(m: Measured, windows: dict, rate: int, classes: int) -> dict[in
 
 
 def floor_row(m: Measured, windows: dict, rate: int, classes: list[str]) -> str:
-    floors = class_floors(m, windows, rate, len(classes))
+    floors = class_floors(m, windows, rate)
     cells = [f"{floors[c][0]:.0f} / {floors[c][1]:.0f}" if c in floors else "" for c in range(len(classes))]
     return f"| {m.label} | " + " | ".join(cells) + " |"
 

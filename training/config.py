@@ -131,7 +131,8 @@ def config_from_dict(data, path: str | Path) -> TrainConfig:
 
 LIMITS = {   # setting: (lowest, highest) allowed
     "batch_size": (1, 4096), "accumulate": (1, 4096), "learning_rate": (0.0, 1.0), "weight_decay": (0.0, 1.0),
-    "warmup_steps": (0, 10**9), "decay_steps": (0, 10**9), "final_lr_fraction": (0.0, 1.0), "ema_decay": (0.0, 1.0), "cfg_dropout": (0.0, 1.0), "noise_shift": (0.01, 100.0), "min_snr_gamma": (0.0, 1000.0),
+    "warmup_steps": (0, 10**9), "decay_steps": (0, 10**9), "final_lr_fraction": (0.0, 1.0), "ema_decay": (0.0, 1.0),
+    "cfg_dropout": (0.0, 1.0), "noise_shift": (0.01, 100.0), "min_snr_gamma": (0.0, 1000.0),
     "augment_gain_db": (0.0, 60.0), "augment_pitch": (0.0, 12.0), "steps": (1, 10**9),
     "checkpoint_every": (1, 10**9), "validate_every": (1, 10**9), "sample_every": (1, 10**9),
     "sample_steps": (1, 1000), "seed": (0, 2**31 - 1),

@@ -123,7 +123,8 @@ def build_dataset(sources: list[Path], output: Path, shape: Shape = Shape(), hol
     _check_output(output)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
-        candidates, licenses, skipped = find_candidates(sources, staging / ".renders", int(shape.length * soundfont.RENDER_RATE / shape.sample_rate) + 1024)
+        render_frames = int(shape.length * soundfont.RENDER_RATE / shape.sample_rate) + 1024   # room for the onset to be trimmed
+        candidates, licenses, skipped = find_candidates(sources, staging / ".renders", render_frames)
         groups = {c.group for c in candidates}
         unknown = [name for name in hold_out if name not in groups]
         if unknown:
