@@ -57,14 +57,21 @@ def run_demo(args) -> int:
 def _add_play(commands) -> None:
     command = commands.add_parser("play", help="play pads from MIDI in real time")
     command.add_argument("--preset", type=Path, help="preset (default: the default kit)")
+    command.add_argument("--audio", choices=["jack", "portaudio"],
+                         help="audio system (default: JACK when a server answers, else PortAudio)")
+    command.add_argument("--outputs", choices=["main", "pads"], default="main",
+                         help="JACK: main (a stereo mix) or pads (also a stereo port pair per pad)")
     port = command.add_mutually_exclusive_group()
-    port.add_argument("--midi-in", help="MIDI input port, by name or part of it (default: the first)")
-    port.add_argument("--virtual", action="store_true", help="open a virtual MIDI input named 'noisepad'")
-    command.add_argument("--midi-api", choices=["alsa", "jack", "coremidi", "winmm"], help="MIDI system (default: the first that works)")
+    port.add_argument("--midi-in", help="MIDI input port, by name or part of it "
+                                        "(default: PortAudio, the first; JACK, every physical MIDI output)")
+    port.add_argument("--virtual", action="store_true",
+                      help="connect nothing: a virtual MIDI input named 'noisepad' (JACK: the port noisepad:midi_in)")
+    command.add_argument("--midi-api", choices=["alsa", "jack", "coremidi", "winmm"],
+                         help="MIDI system for PortAudio play (default: the first that works)")
     command.add_argument("--channel", type=int, choices=range(1, 17), metavar="N", help="MIDI channel 1-16 (default: all)")
-    command.add_argument("--device", help="audio output device, by name, part of it, or number")
-    command.add_argument("--samplerate", type=int, help="audio rate (default: the model's, if the device takes it)")
-    command.add_argument("--blocksize", type=int, help="frames per audio block (default 128)")
+    command.add_argument("--device", help="PortAudio output device, by name, part of it, or number")
+    command.add_argument("--samplerate", type=int, help="audio rate (default: the model's, if the device takes it; JACK: the server's)")
+    command.add_argument("--blocksize", type=int, help="PortAudio: frames per audio block (default 128); JACK uses the server's period")
     command.add_argument("--record", type=Path, help="also write the output to this WAV file")
     command.add_argument("--cache", type=Path, help="folder for the pools' cache (default: the platform's cache folder)")
     command.add_argument("--generator-device", help="torch device for generation: cpu, cuda, mps (default: best available)")
@@ -77,7 +84,7 @@ def run_play(args) -> int:
 
     device = int(args.device) if args.device is not None and args.device.isdigit() else args.device
     return play(PlayOptions(
-        preset=args.preset, midi_in=args.midi_in, virtual=args.virtual, midi_api=args.midi_api,
+        preset=args.preset, audio=args.audio, outputs=args.outputs, midi_in=args.midi_in, virtual=args.virtual, midi_api=args.midi_api,
         channel=args.channel, device=device, samplerate=args.samplerate, blocksize=args.blocksize,
         record=args.record, cache=args.cache, generator_device=args.generator_device,
         precision=args.precision,
@@ -90,7 +97,7 @@ def _add_devices(commands) -> None:
 
 
 def run_devices(args) -> int:
-    from instrument.play import list_devices
+    from instrument.portaudio_audio import list_devices
 
     print(list_devices())
     return 0

@@ -65,7 +65,8 @@ class Recorder:
 
 
 class LiveEngine:
-    """Owns what the callback touches. Pass `callback` to a sounddevice OutputStream."""
+    """Owns what the audio callback touches. `callback` is a sounddevice OutputStream's callback;
+    a JACK client applies its MIDI events through `scheduler.apply`, then calls `render`."""
 
     def __init__(self, mixer: Mixer, queue: EventQueue, note_to_pad, sample_rate: int,
                  channel: int | None = None, recorder: Recorder | None = None):
@@ -86,9 +87,13 @@ class LiveEngine:
         if self.scheduler.delay < 0:
             self._fix_delay(block_time - time_info.currentTime, frames)
         self.scheduler.run_block(block_time, frames)
-        self.mixer.render(outdata)
+        self.render(outdata, started)
+
+    def render(self, out: np.ndarray, started: float, pad_outs: np.ndarray | None = None) -> None:
+        """Mix the block, record it, and time the callback from `started` (perf_counter)."""
+        self.mixer.render(out, pad_outs)
         if self.recorder is not None:
-            self.recorder.put(outdata)
+            self.recorder.put(out)
         self.durations[self.callbacks % TIMING_WINDOW] = time.perf_counter() - started
         self.callbacks += 1
 

@@ -123,16 +123,23 @@ class Mixer:
 
     # ---- rendering ---------------------------------------------------------------------------
 
-    def render(self, out: np.ndarray) -> None:
-        """Mix the coming block into `out` (frames, channels), overwriting it, then make it safe."""
+    def render(self, out: np.ndarray, pad_outs: np.ndarray | None = None) -> None:
+        """Mix the coming block into `out` (frames, channels), overwriting it, then make it safe.
+        `pad_outs` (pads, frames, channels), if given, also gets each pad on its own: direct
+        outputs, after gain, pan and velocity but before the main mix's limiter."""
         frames = out.shape[0]
         out.fill(0.0)
+        if pad_outs is not None:
+            pad_outs.fill(0.0)
         for v in np.flatnonzero(self.active):
-            self._mix_voice(int(v), out, frames)
+            self._mix_voice(int(v), out, frames, pad_outs)
         self.pools.service()
         self._limit(out)
+        if pad_outs is not None:
+            np.nan_to_num(pad_outs, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+            np.clip(pad_outs, -1.0, 1.0, out=pad_outs)
 
-    def _mix_voice(self, v: int, out: np.ndarray, frames: int) -> None:
+    def _mix_voice(self, v: int, out: np.ndarray, frames: int, pad_outs: np.ndarray | None) -> None:
         p, s, start = self.pad[v], self.slot[v], self.delay[v]
         audio = self.pools.audio[p]
         length = int(self.pools.frames[p, s])
@@ -146,6 +153,8 @@ class Mixer:
                 if envelope is not None:
                     scratch[0] *= envelope
                 out[start:start + n, channel] += scratch[0]
+                if pad_outs is not None:
+                    pad_outs[p, start:start + n, channel] += scratch[0]
             self.position[v] += n
         self.delay[v] = 0
         if self.position[v] >= length or self.fade_pos[v] >= self._fade:

@@ -1,4 +1,4 @@
-"""`noisepad play` and `noisepad devices`: live play from MIDI through the audio device."""
+"""`noisepad play`: live play from MIDI, as a JACK client or through a PortAudio device."""
 
 from __future__ import annotations
 
@@ -11,26 +11,25 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-import sounddevice as sd
-
 from engine.cache import load_pools, save_pools
 from engine.errors import InputError
-from engine.modelconfig import read_config
 from engine.pool import Pools
 from engine.supervisor import GeneratorConfig, GeneratorSupervisor, pool_layout
 from instrument.kit import pad_mixes
 from instrument.live import LiveEngine, Recorder
-from instrument.midi_in import compiled_apis, input_names, open_input
 from instrument.mixer import Mixer
 from instrument.preset import Preset, load_preset
 from instrument.scheduler import EventQueue
 
 RECORD_BUFFER_S = 10.0
+AUDIO_SYSTEMS = ("jack", "portaudio")
 
 
 @dataclass(frozen=True)
 class PlayOptions:
     preset: Path | None = None
+    audio: str | None = None              # jack, portaudio; None: JACK when a server answers
+    outputs: str = "main"                 # main, or pads: one more stereo JACK port pair per pad
     midi_in: str | None = None
     virtual: bool = False
     midi_api: str | None = None
@@ -47,10 +46,14 @@ class PlayOptions:
 
 def play(options: PlayOptions) -> int:
     preset = load_preset(options.preset)
-    device = _output_device(options.device if options.device is not None else preset.audio_device)
-    rate = _samplerate(device, options.samplerate or preset.samplerate, preset)
-    preset = load_preset(preset.path, samplerate=rate)
-    blocksize = options.blocksize or preset.blocksize
+    player = _open_player(options, preset)
+    try:
+        return _play(options, load_preset(preset.path, samplerate=player.rate), player)
+    finally:
+        player.close()
+
+
+def _play(options: PlayOptions, preset: Preset, player) -> int:
     _check_record_path(options.record)
     specs = [pad.spec for pad in preset.pads]
     stop = _stop_on_signals()
@@ -64,74 +67,65 @@ def play(options: PlayOptions) -> int:
         ))
         stack.callback(_save_and_stop, supervisor, pools, specs, options.cache)
         supervisor.start()
-        queue = EventQueue()
-        recorder = Recorder(RECORD_BUFFER_S, rate) if options.record else None
-        mixer = Mixer(pools, pad_mixes(preset), rate, max_blocksize=max(blocksize, 4096))
+        recorder = Recorder(RECORD_BUFFER_S, player.rate) if options.record else None
+        mixer = Mixer(pools, pad_mixes(preset), player.rate, max_blocksize=max(player.blocksize, 8192))
         channel = options.channel if options.channel is not None else preset.midi_channel
-        engine = LiveEngine(mixer, queue, preset.note_to_pad, rate, channel, recorder)
-        # MIDI before audio: python-rtmidi holds the GIL while it opens a JACK client, and
-        # a running Python audio callback would then stall the JACK graph until it times out
-        clock = StreamClock()
-        port = open_input(queue, clock, options.midi_in or preset.midi_input,
-                          options.virtual or preset.midi_virtual, options.midi_api)
-        stack.callback(port.close_port)
-        clock.stream = stack.enter_context(_open_stream(device, rate, blocksize, engine))
+        engine = LiveEngine(mixer, EventQueue(), preset.note_to_pad, player.rate, channel, recorder)
+        stack.callback(player.close)   # before the pools go: the callback reads them
+        midi = _start_player(player, engine, options, preset)
         if recorder is not None:
-            _start_writer(stack, recorder, options.record, rate)
-        print(f"noisepad: {preset.name} on {device['name']} at {rate} Hz, block {blocksize}; "
-              f"MIDI in: {_port_label(options, preset)}; {cached} one-shots from the cache. Ctrl-C stops.", file=sys.stderr, flush=True)
-        _status_loop(stop, engine, pools, supervisor, options.status_every)
+            _start_writer(stack, recorder, options.record, player.rate)
+        print(f"noisepad: {preset.name} on {player.label} at {player.rate} Hz, block {player.blocksize}; "
+              f"MIDI in: {midi}; {cached} one-shots from the cache. Ctrl-C stops.", file=sys.stderr, flush=True)
+        _status_loop(stop, player.server_gone, engine, pools, supervisor, options.status_every)
         print("\n" + _summary(engine, pools, supervisor), file=sys.stderr, flush=True)
+    if player.server_gone.is_set():
+        print("noisepad: the JACK server stopped; the pools are saved", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 
-class StreamClock:
-    """The audio stream's clock, for stamping MIDI arrivals; 0 until the stream runs."""
+def _open_player(options: PlayOptions, preset: Preset):
+    """The JACK client or the PortAudio stream's setup; JACK by default when a server answers,
+    unless a PortAudio device or a MIDI system other than JACK's was asked for."""
+    wants_portaudio = options.device is not None or options.midi_api not in (None, "jack")
+    audio = options.audio or ("portaudio" if wants_portaudio else None)
+    if audio != "portaudio":
+        from instrument.jack_audio import JackPlayer, open_client
 
-    stream = None
+        client = open_client()
+        if client is not None:
+            pads = [pad.name for pad in preset.pads] if options.outputs == "pads" else None
+            player = JackPlayer(client, pads)
+            if options.samplerate and options.samplerate != player.rate:
+                player.close()
+                raise InputError(None, f"the JACK server runs at {player.rate} Hz, not {options.samplerate}")
+            return player
+        if audio == "jack":
+            raise InputError(None, "no JACK server answers (start jackd or PipeWire, or use --audio portaudio)")
+    if options.outputs == "pads":
+        raise InputError(None, "--outputs pads needs the JACK audio system")
+    from instrument.portaudio_audio import PortAudioPlayer
 
-    def __call__(self) -> float:
-        return 0.0 if self.stream is None else self.stream.time
-
-
-def _port_label(options: PlayOptions, preset: Preset) -> str:
-    if options.virtual or preset.midi_virtual:
-        return "virtual port 'noisepad'"
-    return options.midi_in or preset.midi_input or "first port"
-
-
-def _output_device(wanted) -> dict:
-    try:
-        return sd.query_devices(wanted, "output")
-    except (ValueError, sd.PortAudioError) as error:
-        raise InputError(None, f"audio output device: {error}") from None
+    return PortAudioPlayer(options.device, options.samplerate, options.blocksize or preset.blocksize, preset)
 
 
-def _samplerate(device: dict, wanted: int | None, preset: Preset) -> int:
-    """The rate asked for, else the model's if the device takes it, else the device's own."""
-    model_rate = read_config(preset.pads[0].spec.model).sample_rate
-    for rate in ([wanted] if wanted else [model_rate, int(device["default_samplerate"])]):
-        try:
-            sd.check_output_settings(device=device["index"], samplerate=rate, channels=2, dtype="float32")
-            return rate
-        except (ValueError, sd.PortAudioError) as error:
-            problem = error
-    raise InputError(None, f"audio device '{device['name']}' cannot play at {wanted or model_rate} Hz ({problem})")
+def _start_player(player, engine: LiveEngine, options: PlayOptions, preset: Preset) -> str:
+    """Start the audio; returns what the MIDI input is, for the start line."""
+    wanted = options.midi_in or preset.midi_input
+    virtual = options.virtual or preset.midi_virtual
+    if hasattr(player, "midi_sources"):   # JACK: MIDI comes in on our own port
+        sources = [] if virtual else player.midi_sources(wanted)
+        player.start(engine, sources)
+        port = f"{player.client.name}:midi_in"
+        return f"{port} from {', '.join(sources)}" if sources else f"{port} (connect a MIDI output to it)"
+    player.start(engine, wanted, virtual, options.midi_api)
+    return "virtual port 'noisepad'" if virtual else wanted or "first port"
 
 
 def _check_record_path(path: Path | None) -> None:
     if path is not None and not path.parent.is_dir():
         raise InputError(path, "folder for the recording does not exist")
-
-
-def _open_stream(device: dict, rate: int, blocksize: int, engine: LiveEngine):
-    try:
-        stream = sd.OutputStream(device=device["index"], samplerate=rate, blocksize=blocksize, channels=2,
-                                 dtype="float32", latency="low", callback=engine.callback)
-        stream.start()
-    except sd.PortAudioError as error:
-        raise InputError(None, f"cannot open audio device '{device['name']}' ({error})") from None
-    return stream
 
 
 def _start_writer(stack: ExitStack, recorder: Recorder, path: Path, rate: int) -> None:
@@ -169,11 +163,12 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def _status_loop(stop: threading.Event, engine: LiveEngine, pools: Pools, supervisor, every: float) -> None:
+def _status_loop(stop: threading.Event, gone: threading.Event, engine: LiveEngine, pools: Pools,
+                 supervisor, every: float) -> None:
     tty = sys.stderr.isatty()
     last_line = 0.0
     started, ready = time.monotonic(), False
-    while not stop.wait(every):
+    while not stop.wait(every) and not gone.is_set():
         if not ready and all(pools.available(p) > 0 for p in range(pools.pads)):
             ready = True
             print(f"{chr(13) if tty else ''}noisepad: every pad ready after {time.monotonic() - started:.1f} s",
@@ -202,20 +197,3 @@ def _summary(engine: LiveEngine, pools: Pools, supervisor) -> str:
             f"unmapped {stats.unmapped}, late {stats.late}, xruns {stats.xruns}, callbacks {stats.callbacks}, "
             f"callback p50 {stats.p50_ms:.3f} ms p99 {stats.p99_ms:.3f} ms, note delay {stats.delay_ms:.2f} ms, "
             f"generated {pool.generated}, generator restarts {supervisor.restarts}")
-
-
-def list_devices() -> str:
-    lines = ["MIDI inputs:"]
-    for api in compiled_apis():
-        try:
-            names = input_names(api)
-            lines += [f"  [{api}] {name}" for name in names] or [f"  [{api}] (none)"]
-        except InputError as error:
-            lines.append(f"  [{api}] unavailable: {error.problem}")
-    lines.append("Audio outputs:")
-    hostapis = sd.query_hostapis()
-    for index, device in enumerate(sd.query_devices()):
-        if device["max_output_channels"] > 0:
-            api = hostapis[device["hostapi"]]["name"]
-            lines.append(f"  {index}: {device['name']} ({api}, {int(device['default_samplerate'])} Hz)")
-    return "\n".join(lines)

@@ -64,11 +64,11 @@ class Scheduler:
             if offset < 0:
                 self.late += 1
                 offset = 0
-            self._apply(event, offset)
+            self.apply(event[1], event[2], event[3], offset)
         del self.pending[keep:]
 
-    def _apply(self, event, offset: int) -> None:
-        _, status, note, velocity = event
+    def apply(self, status: int, note: int, velocity: int, offset: int) -> None:
+        """One MIDI message, at a sample offset inside the coming block."""
         kind = status & 0xF0
         if self.channel is not None and status & 0x0F != self.channel:
             return

@@ -148,3 +148,18 @@ def test_replayed_slot_is_protected_while_it_plays(pools):
     assert playing not in pools.owned_slots(0)  # still playing: not lent
     run(mixer, 40)
     assert playing in pools.owned_slots(0)      # ended: lent for refilling
+
+
+def test_pad_outputs_carry_each_pad_alone_and_sum_to_the_mix(pools):
+    fill(pools, 0, [dc_shot(0.2)] * 4)
+    fill(pools, 1, [dc_shot(0.1)] * 4)
+    mixer = Mixer(pools, [PadMix(gain=1.0, pan=0.0), PadMix(gain=0.5, pan=-1.0), PadMix(gain=1.0, pan=0.0)],
+                  RATE, max_blocksize=BLOCK)
+    out, pads = np.zeros((BLOCK, 2), np.float32), np.zeros((3, BLOCK, 2), np.float32)
+    mixer.note_on(0, 127, offset=10)
+    mixer.note_on(1, 127, offset=50)
+    mixer.render(out, pads)
+    assert np.all(pads[0, :10] == 0) and np.allclose(pads[0, 10:], 0.2)
+    assert np.all(pads[1, :50] == 0) and np.allclose(pads[1, 50:, 0], 0.05) and np.all(pads[1, :, 1] == 0)
+    assert np.all(pads[2] == 0)
+    np.testing.assert_allclose(pads.sum(axis=0), out, atol=1e-7)   # below the limiter, they add up
