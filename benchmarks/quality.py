@@ -9,8 +9,10 @@ then for each model and the held-out real one-shots:
              kits), overall and by class
   FD         Fréchet distance between generated and held-out real one-shots in its embedding
   noise      by class: level and level above 8 kHz, dB below the peak (median), over a window
-             after the class's real one-shots have decayed (generated measured before
-             post-processing, so its fade-out does not hide hiss)
+             after the class's real one-shots have decayed; generated measured twice: as the
+             model makes it (before post-processing, whose fades would hide hiss) and as the
+             instrument plays it (after post-processing, the tail gate included)
+  gate       what the tail gate takes from real one-shots (it should take nothing)
   diversity  mean pairwise embedding distance within a class
   nearest    median embedding distance to the nearest training one-shot (memorization if ~0;
              the held-out row shows what new-but-real looks like)
@@ -33,7 +35,7 @@ from torch import nn
 
 from engine.generate import Item, sample_batch
 from engine.modelfile import load_model
-from engine.postprocess import finish_oneshot
+from engine.postprocess import finish_oneshot, tail_gate
 from engine.settings import Settings
 from training.dataset import load_split, read_manifest
 
@@ -195,14 +197,15 @@ class Measured:
     labels: np.ndarray
     predicted: np.ndarray
     embeddings: np.ndarray
-    raw: np.ndarray         # what noise floors are measured on: generated audio before post-processing
+    raw: np.ndarray         # generated audio before post-processing: the model's own noise floor
+    finished: np.ndarray    # after post-processing: what the instrument plays
 
 
 def measure_model(spec: dict, classifier: Classifier, classes: list[str], per_class: int) -> Measured:
     raw, finished, labels, seconds = generate_set(spec, classes, per_class)
     embeddings, predicted = embed_and_label(classifier, finished)
     settings = f"{spec.get('sampler', 'dpmpp_2m')}, {spec.get('steps', Settings().steps)}, {spec.get('guidance', Settings().guidance)}"
-    return Measured(spec["label"], settings, seconds, labels, predicted, embeddings, raw)
+    return Measured(spec["label"], settings, seconds, labels, predicted, embeddings, raw, finished)
 
 
 def summary_row(m: Measured, real: Measured, training: np.ndarray) -> str:
@@ -217,21 +220,34 @@ def accuracy_row(m: Measured, classes: list[str]) -> str:
     return f"| {m.label} | " + " | ".join("" if a is None else f"{a:.2f}" for a in cells) + " |"
 
 
-def class_floors(m: Measured, windows: dict, rate: int) -> dict[int, tuple[float, float]]:
-    """Per class: median (level, level above 8 kHz) in dB below the peak, over the class's window."""
+def class_floors(m: Measured, windows: dict, rate: int, played: bool = False) -> dict[int, tuple[float, float]]:
+    """Per class: median (level, level above 8 kHz) in dB below the peak, over the class's window;
+    of the model's raw output, or of what is played."""
     floors = {}
     for c, window in windows.items():
-        audio = m.raw[m.labels == c]
+        audio = (m.finished if played else m.raw)[m.labels == c]
         if len(audio):
             floors[c] = (float(np.median(noise_floor_db(audio, rate, window))),
                          float(np.median(noise_floor_db(audio, rate, window, above_hz=8000))))
     return floors
 
 
-def floor_row(m: Measured, windows: dict, rate: int, classes: list[str]) -> str:
-    floors = class_floors(m, windows, rate)
+def floor_row(m: Measured, windows: dict, rate: int, classes: list[str], played: bool = False) -> str:
+    floors = class_floors(m, windows, rate, played)
     cells = [f"{floors[c][0]:.0f} / {floors[c][1]:.0f}" if c in floors else "" for c in range(len(classes))]
     return f"| {m.label} | " + " | ".join(cells) + " |"
+
+
+def gate_loss_db(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Per one-shot: how much of its energy the tail gate takes, in dB (0: none)."""
+    kept = [np.sum((a * tail_gate(a, rate)) ** 2) / max(np.sum(a ** 2), 1e-30) for a in audio]
+    return 10 * np.log10(np.maximum(kept, 1e-30))
+
+
+def gate_line(split: str, audio: np.ndarray, rate: int) -> str:
+    loss = gate_loss_db(audio, rate)
+    return (f"- tail gate on the {len(loss)} real {split} one-shots: acts on {np.mean(loss < -1e-6):.0%}; energy taken: "
+            f"median {-np.median(loss):.3f} dB, 99th percentile {-np.percentile(loss, 1):.3f} dB, most {-loss.min():.2f} dB")
 
 
 def main() -> None:
@@ -250,9 +266,11 @@ def main() -> None:
     rate, classes = manifest.sample_rate, manifest.classes
     classifier = train_classifier(train_audio, train_labels, rate, len(classes))
     train_embeddings, _ = embed_and_label(classifier, train_audio)
+    gate_lines = [gate_line("training", train_audio, rate)]
     del train_audio
     real_embeddings, real_predicted = embed_and_label(classifier, real_audio)
-    real = Measured("held-out real kits", "", None, real_labels, real_predicted, real_embeddings, real_audio)
+    real = Measured("held-out real kits", "", None, real_labels, real_predicted, real_embeddings, real_audio, real_audio)
+    gate_lines.append(gate_line("held-out", real_audio, rate))
     windows = decayed_windows(real_audio, real_labels, rate, len(classes))
     measured = [real] + [measure_model(spec, classifier, classes, int(spec.get("per_class", args.per_class))) for spec in args.eval]
 
@@ -271,6 +289,11 @@ def main() -> None:
     print("| one-shots | " + " | ".join(f"{classes[c]} {a / rate:.2f}-{b / rate:.2f} s" for c, (a, b) in sorted(windows.items())) + " |")
     print("|---|" + "---|" * len(windows))
     print("\n".join(floor_row(m, windows, rate, classes) for m in measured))
+    print("\nThe same, generated as the instrument plays it: after post-processing, the tail gate included\n")
+    print("| one-shots | " + " | ".join(classes[c] for c in sorted(windows)) + " |")
+    print("|---|" + "---|" * len(windows))
+    print("\n".join(floor_row(m, windows, rate, classes, played=True) for m in measured))
+    print("\n" + "\n".join(gate_lines))
 
 
 if __name__ == "__main__":

@@ -156,6 +156,7 @@ def _add_sampling_options(command) -> None:
     command.add_argument("--schedule", help=f"one of {', '.join(SCHEDULES)} (default {defaults.schedule})")
     command.add_argument("--guidance", type=float, help=f"classifier-free guidance scale (default {defaults.guidance})")
     command.add_argument("--peak-db", type=float, default=-1.0, help="normalize peaks to this dBFS (default -1)")
+    command.add_argument("--no-tail-gate", action="store_true", help="keep the tail as the model made it (see README)")
     command.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: best available)")
     command.add_argument("--precision", default="fp32", help="fp32, or fp16/bf16 on a GPU")
 
@@ -176,7 +177,7 @@ def run_generate(args) -> int:
     if args.source is not None:
         settings = replace(settings, strength=0.5)
     overrides = {k: getattr(args, k) for k in ("steps", "sampler", "schedule", "guidance", "strength") if getattr(args, k) is not None}
-    settings = replace(settings, **overrides, finish=Finish(peak_db=args.peak_db))
+    settings = replace(settings, **overrides, finish=Finish(peak_db=args.peak_db, tail_gate=not args.no_tail_gate))
     settings.check()
     device = pick_device(args.device)
     request = PackRequest(

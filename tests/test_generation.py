@@ -7,7 +7,7 @@ import torch
 from engine.errors import InputError
 from engine.generate import Item, generate, sample_batch
 from engine.modelfile import load_model
-from engine.postprocess import Finish, finish_oneshot
+from engine.postprocess import Finish, finish_oneshot, tail_gate
 from engine.settings import Settings
 
 
@@ -120,6 +120,54 @@ def test_finish_rejects_nan_and_silence_and_removes_dc():
     assert np.isclose(np.abs(shot).max(), 10 ** (-6 / 20), atol=1e-6)
     tail = shot[:, -int(0.01 * rate):]
     assert np.all(np.abs(np.diff(tail, axis=-1)) < 1e-3) and np.all(shot[:, -1] == 0)
+
+
+RATE = 44100
+
+
+def drum_hit(seconds: float = 0.75, decay_db_per_s: float = 80.0, seed: int = 0) -> np.ndarray:
+    """Stereo noise decaying exponentially, as a real one-shot does, from a peak near 0.9."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    noise = np.random.default_rng(seed).standard_normal((2, len(t)))
+    return 0.3 * noise * 10 ** (-decay_db_per_s * t / 20)
+
+
+def level_db(audio: np.ndarray, start_s: float, stop_s: float) -> float:
+    """Power between two times, in dB under the first 10 ms (the hit's peak)."""
+    part = audio[:, int(start_s * RATE):int(stop_s * RATE)]
+    return 10 * np.log10(np.mean(part ** 2) / np.mean(audio[:, :int(0.01 * RATE)] ** 2))
+
+
+def test_tail_gate_leaves_a_decaying_one_shot_alone():
+    for rate_db in (40.0, 80.0, 200.0):
+        assert np.array_equal(tail_gate(drum_hit(decay_db_per_s=rate_db), RATE), np.ones(int(0.75 * RATE)))
+
+
+def hiss(floor_db: float, seed: int = 1) -> np.ndarray:
+    return 10 ** (floor_db / 20) * 0.3 * np.random.default_rng(seed).standard_normal((2, int(0.75 * RATE)))
+
+
+def test_tail_gate_fades_the_hiss_a_decay_stalls_on_and_keeps_a_swell_under_the_decay():
+    swell = np.zeros((2, int(0.75 * RATE)))
+    swell[:, int(0.6 * RATE):int(0.65 * RATE)] = 0.1 * np.random.default_rng(2).standard_normal((2, int(0.05 * RATE)))
+    hissing = drum_hit() + hiss(-40) + swell
+    gain = tail_gate(hissing, RATE)
+    gated = hissing * gain
+    assert gain[0] == 1.0 and np.all(np.diff(gain) <= 0)          # starts untouched, only ever falls
+    assert np.max(np.abs(np.diff(gain))) < 3e-3                     # smoothly: no step, no click
+    assert 0.375 < int(np.argmax(gain < 1.0)) / RATE < 0.55         # after the hit fell 30 dB, on the floor
+    assert level_db(gated, 0.0, 0.3) == level_db(hissing, 0.0, 0.3)
+    assert level_db(gated, 0.55, 0.6) < level_db(hissing, 0.55, 0.6) - 2   # at 40 dB/s or faster
+    assert level_db(hissing, 0.6, 0.65) > level_db(hissing, 0.5, 0.55) + 20
+    assert level_db(gated, 0.6, 0.65) < level_db(hissing, 0.6, 0.65) - 20  # the swell pulled back down
+    assert level_db(gated, 0.65, 0.7) < level_db(gated, 0.55, 0.6) - 20    # and what follows stays down
+
+
+def test_finish_gates_the_tail_unless_told_not_to():
+    hissing = drum_hit() + hiss(-40)
+    gated, plain_finish = finish_oneshot(hissing, RATE), finish_oneshot(hissing, RATE, Finish(tail_gate=False))
+    assert level_db(gated, 0.65, 0.7) < level_db(plain_finish, 0.65, 0.7) - 6
+    assert abs(level_db(gated, 0.0, 0.1) - level_db(plain_finish, 0.0, 0.1)) < 0.01
 
 
 def test_data_scale_maps_the_nets_range_back_to_audio(plain):
