@@ -35,6 +35,7 @@ from engine.supervisor import GeneratorConfig
 
 IDLE_SLEEP_S = 0.02    # when every pool is full
 GRANT_QUIET_S = 0.03   # after a batch, wait for lent slots until none came for this long
+CPU_FIRST_BATCH = 4    # on a CPU a one-shot takes about a second: 4 pads sound within seconds
 log = logging.getLogger("noisepad.generator")
 
 
@@ -80,14 +81,17 @@ class Producer:
         finally:
             self.save(every=0.0)
 
-    def fill(self, max_rounds: int = 1000) -> None:
-        """Fill every pool once, here and now, with no audio thread (offline render)."""
+    def fill(self, max_rounds: int = 1000, on_made: Callable[[int], None] | None = None) -> None:
+        """Fill every pool once, here and now, with no audio thread (offline render);
+        `on_made` hears how many one-shots each batch added."""
         for _ in range(max_rounds):
             batch = self.plan()
             if not batch:
                 return
-            self.make(batch)
+            made = self.make(batch)
             self.deliver(quiet=0.0)
+            if on_made is not None:
+                on_made(made)
         raise InputError(self.config.specs[0].model, "the model keeps producing silent or invalid audio")
 
     def need(self, p: int) -> int:
@@ -95,20 +99,32 @@ class Producer:
 
     def plan(self) -> list[int]:
         """Pads to make one one-shot each for (a pad may repeat): the most urgent pad and the
-        pads that can share its batch, most urgent first."""
+        pads that can share its batch, most urgent first. While any of them has nothing to
+        play, only those, one each, in a small batch: every pad sounds soon after a cold start.
+        Then one more for each pad in turn, so no pool deepens while another waits."""
         pools = self.pools
         wanting = [p for p, job in enumerate(self.jobs) if job is not None and self.need(p) > 0]
         if not wanting:
             return []
         wanting.sort(key=lambda p: (pools.fresh(p) > 0, -int(pools.hits[p]), pools.fresh(p)))
         key = self.jobs[wanting[0]].batch_key
-        batch: list[int] = []
-        for p in wanting:
-            if self.jobs[p].batch_key == key:
-                batch += [p] * self.need(p)
+        sharing = [p for p in wanting if self.jobs[p].batch_key == key]
+        silent = [p for p in sharing if pools.available(p) == 0 and not self.pending[p]]
+        if silent:
+            return silent[: self.first_batch]
+        needs = {p: self.need(p) for p in sharing}
+        batch = [p for depth in range(max(needs.values())) for p in sharing if needs[p] > depth]
         return batch[: self.config.max_batch]
 
-    def make(self, batch: list[int]) -> None:
+    @property
+    def first_batch(self) -> int:
+        if self.config.first_batch is not None:
+            return self.config.first_batch
+        on_cpu = all(job is None or next(job.model.parameters()).device.type == "cpu" for job in self.jobs)
+        return min(CPU_FIRST_BATCH, self.config.max_batch) if on_cpu else self.config.max_batch
+
+    def make(self, batch: list[int]) -> int:
+        """Generate one one-shot per entry of `batch`; returns how many came out usable."""
         started = time.monotonic()
         first = self.jobs[batch[0]]
         seeds = [int(seed) for seed in self.rng.integers(0, MAX_SEED, size=len(batch), endpoint=True)]
@@ -123,6 +139,7 @@ class Producer:
             self.pending[p].append((to_playback(audio, rate, spec.sample_rate, spec.tune, spec.decay), seed))
             made += 1
         self.pools.note_batch(batch, made, len(batch) - made, time.monotonic() - started)
+        return made
 
     def deliver(self, quiet: float) -> None:
         """Write finished one-shots into slots the producer owns, asking the audio thread for

@@ -29,6 +29,7 @@ class GeneratorConfig:
     cache_dir: Path | None = None      # None: no cache saving
     save_every: float = 30.0           # seconds between cache saves
     max_batch: int = 16
+    first_batch: int | None = None     # batch size while a pad has nothing to play; None: 4 on a CPU, else max_batch
     seed: int | None = None            # seeds the stream of one-shot seeds; None: random
     threads: int | None = None         # torch CPU threads; None: torch's default
 

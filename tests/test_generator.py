@@ -53,14 +53,15 @@ def full(pools):
     return lambda: all(pools.fresh(p) == pools.sizes[p] for p in range(pools.pads))
 
 
-def test_process_fills_two_pads_of_one_model_in_one_batch(kit_model_file, pools_for):
+def test_process_fills_two_pads_of_one_model_in_shared_batches(kit_model_file, pools_for):
     specs = kit_specs(kit_model_file)
     pools = pools_for(specs)
     with supervised(specs, pools, seed=3):
         assert wait_serving(pools, full(pools), timeout=60)
         stats = pools.stats()
-    assert (stats.generated, stats.batches, stats.rejected) == (6, 1, 0)
-    assert [int(b) for b in pools.last_batch] == [1, 1]
+    # a first one-shot for each, then the rest of both pools together
+    assert (stats.generated, stats.batches, stats.rejected) == (6, 2, 0)
+    assert [int(b) for b in pools.last_batch] == [2, 2]
     assert len({int(s) for s in pools.seed.ravel() if s}) == 6
     for p in range(2):
         assert np.all(pools.frames[p, :3] == 1024)
@@ -100,10 +101,23 @@ def test_most_urgent_pads_first(kit_model_file, pools_for):
         order.append(batch)
         producer.make(batch)
         producer.deliver(quiet=0.0)
-    # empty pools first, the most played of them first, with the pad that can share its batch;
-    # then, among pools that hold something, the most played first
-    assert order == [[busy, busy, busy_twin], [quiet, quiet], [started], [busy_twin]]
+    # empty pools first, one each, the most played of them first, with the pad that can share
+    # its batch; then, among pools that hold something, the most played first
+    assert order == [[busy, busy_twin], [quiet], [started], [busy, busy_twin], [quiet]]
     assert all(pools.fresh(p) == 2 for p in range(4))
+
+
+def test_every_pad_gets_a_first_one_shot_before_any_pool_deepens(kit_model_file, pools_for):
+    specs = [PadSpec(f"pad{i}", kit_model_file, "kick", 3, FAST) for i in range(6)]
+    pools = pools_for(specs)
+    producer = Producer(config(specs, pools, seed=2, max_batch=16), pools)   # on the CPU: first batches of 4
+    order = []
+    while batch := producer.plan():
+        order.append(batch)
+        producer.make(batch)
+        producer.deliver(quiet=0.0)
+    assert order == [[0, 1, 2, 3], [4, 5], [0, 1, 2, 3, 4, 5] * 2]
+    assert all(pools.fresh(p) == 3 for p in range(6))
 
 
 def test_killed_generator_pools_keep_serving_and_it_comes_back(kit_model_file, pools_for):
@@ -184,7 +198,7 @@ def test_variation_tuning_and_an_unusable_pad(kit_model_file, pools_for, tmp_pat
         batches.append(sorted(set(batch)))
         producer.make(batch)
         producer.deliver(quiet=0.0)
-    assert sorted(batches) == [[0], [1], [2]]   # a variation batch cannot take plain items
+    assert sorted(batches) == [[0], [0], [1], [1], [2], [2]]   # a variation batch cannot take plain items
     assert [pools.fresh(p) for p in range(4)] == [2, 2, 2, 0]
     tuned_frames = pools.layout[0].frames
     assert tuned_frames == int(np.ceil(1024 * 48000 / 44100 * 2 ** (-2 / 12)))
