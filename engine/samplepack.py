@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from engine.audiofile import read_source, write_wav
 from engine.errors import InputError
 from engine.generate import Item, generate
 from engine.modelconfig import file_hash
 from engine.modelfile import load_model
+from engine.progress import progress
 from engine.settings import MAX_SEED, Settings
 
 
@@ -46,7 +46,7 @@ def write_sample_pack(request: PackRequest, show_progress: bool = True) -> list[
     model_id = {"file": request.model.name, "sha256": file_hash(request.model)}
     written: list[Path] = []
     seed = base_seed
-    with tqdm(total=request.count, unit="shot", disable=not show_progress, desc=label) as progress:
+    with progress(request.count, label, show=show_progress) as bar:
         while len(written) < request.count:
             size = min(request.batch_size, request.count - len(written))
             items = [Item(seed=seed + i, class_index=class_index, source=source) for i in range(size)]
@@ -57,7 +57,7 @@ def write_sample_pack(request: PackRequest, show_progress: bool = True) -> list[
                 path = request.output / f"{label}_{item.seed}.wav"
                 write_wav(path, audio, config.sample_rate, _sidecar(item, request, model_id))
                 written.append(path)
-                progress.update(1)
+                bar.update(1)
             if seed - base_seed > 4 * request.count + 64:
                 raise InputError(request.model, "the model keeps producing silent or invalid audio")
     return written

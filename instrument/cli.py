@@ -20,7 +20,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"noisepad {args.command}: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
+        print(f"\nnoisepad {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM ends the command as Ctrl-C does: through the with-blocks, so shared memory is
+    released and no output is left half-written."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +62,7 @@ def _add_demo(commands) -> None:
 def run_demo(args) -> int:
     from instrument.demo import demo
 
+    _interrupt_on_sigterm()
     demo(args.output, play=not args.no_play, seed=args.seed, device=_device_name(args.device))
     return 0
 
@@ -117,6 +130,7 @@ def run_render(args) -> int:
     from instrument.preset import load_preset
     from instrument.render import render
 
+    _interrupt_on_sigterm()
     preset = load_preset(args.preset)
     seconds = render(args.midi, args.output, preset, seed=args.seed, device=_device_name(args.device))
     print(f"wrote {args.output} ({seconds:.1f} s)")

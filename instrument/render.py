@@ -7,6 +7,7 @@ pad's pool size), so the same seed renders the same file, bit for bit.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from engine.errors import InputError
 from engine.modelconfig import read_config
 from engine.outfile import check_writable
 from engine.pool import Pools
+from engine.progress import progress
 from engine.supervisor import GeneratorConfig, pool_layout
 from instrument.kit import pad_mixes
 from instrument.midifile import NoteEvent, read_notes
@@ -27,9 +29,10 @@ TAIL_LIMIT_S = 10.0
 
 
 def render(midi: Path, output: Path, preset: Preset, seed: int = 0, device: str = "cpu",
-           max_per_pad: int | None = None) -> float:
+           max_per_pad: int | None = None, show_progress: bool = True) -> float:
     """Write the rendering as a WAV file; returns its length in seconds. `max_per_pad` caps the
-    one-shots made per pad below its pool size (a quicker render that replays more)."""
+    one-shots made per pad below its pool size (a quicker render that replays more). Progress
+    goes to stderr: a bar on a terminal, plain lines otherwise."""
     from engine.generator import Producer  # torch: only once there is something to render
 
     events = read_notes(midi, preset.midi_channel)
@@ -39,7 +42,11 @@ def render(midi: Path, output: Path, preset: Preset, seed: int = 0, device: str 
     specs = _specs_for(events, preset, rate, max_per_pad)
     with Pools.create(pool_layout(specs)) as pools:
         config = GeneratorConfig(tuple(specs), pools.handle, device=device, seed=seed)
-        Producer(config, pools, strict=True).fill()
+        needed = sum(spec.pool_size for spec in specs)
+        with progress(needed, "one-shots made", show=show_progress) as bar:
+            Producer(config, pools, strict=True).fill(on_made=bar.update)
+        if show_progress:
+            print(f"rendering {midi.name} ...", file=sys.stderr, flush=True)
         audio = _play(events, preset, pools, rate)
     write_wav(output, audio.T, rate)
     return audio.shape[0] / rate

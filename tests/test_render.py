@@ -101,3 +101,38 @@ def test_an_output_that_cannot_be_written_is_refused_before_rendering(tmp_path, 
     result = noisepad("render", midi, "-o", tmp_path / output, "--preset", kit_preset)
     assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.glob("**/*.tmp")) and not list((tmp_path / "a-folder").iterdir())
+
+
+def shared_memory_segments() -> set[str]:
+    from pathlib import Path
+
+    return {path.name for path in Path("/dev/shm").glob("psm_*")}
+
+
+@pytest.mark.parametrize("signal_number", [2, 15])   # Ctrl-C, SIGTERM
+def test_an_interrupted_render_leaves_no_file_and_no_shared_memory(tmp_path, kit_model_file, signal_number):
+    preset = write_kit_preset(tmp_path / "slow.yaml", kit_model_file, {
+        "kick": "notes: [36], class: kick, steps: 40, pool: 64"})
+    midi = write_midi(tmp_path / "many.mid", [(i / 4, 36, 100, 10) for i in range(64)])
+    before = shared_memory_segments()
+    process = subprocess.Popen([sys.executable, "-m", "instrument.cli", "render", midi, "-o", tmp_path / "out.wav",
+                                "--preset", preset, "--device", "cpu"], stderr=subprocess.PIPE, text=True)
+    first = process.stderr.readline()   # the first progress line: generation has begun
+    process.send_signal(signal_number)
+    _, rest = process.communicate(timeout=60)
+    assert first.startswith("one-shots made: ") and "of 64 one-shots" in first, first + rest
+    assert process.returncode == 130, first + rest
+    assert rest.strip().splitlines()[-1] == "noisepad render: interrupted", rest
+    assert "Traceback" not in rest and "resource_tracker" not in rest and "leaked" not in rest, rest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many.mid", "slow.yaml"]
+    assert shared_memory_segments() <= before
+
+
+def test_render_shows_what_it_made_of_what_it_needs(tmp_path, kit_preset):
+    midi = write_midi(tmp_path / "beat.mid", [(0, 36, 100, 10), (1, 38, 100, 10), (2, 36, 90, 10)])
+    result = noisepad("render", midi, "-o", tmp_path / "out.wav", "--preset", kit_preset, "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    # two kicks and a snare, and one for the hat the file never plays
+    assert lines[0].startswith("one-shots made: ") and lines[-2] == "one-shots made: 4 of 4 one-shots"
+    assert lines[-1] == "rendering beat.mid ..."
