@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import soundfile
-from scipy.signal import resample_poly
 
 from engine.errors import InputError
 from engine.outfile import replacing
+from engine.resample import resample
 
 
 def read_source(path: str | Path, sample_rate: int, channels: int, length: int) -> np.ndarray:
@@ -29,9 +28,7 @@ def read_source(path: str | Path, sample_rate: int, channels: int, length: int) 
     if not np.all(np.isfinite(data)):
         raise InputError(path, "audio file holds NaN or infinite samples")
     audio = data.T
-    if rate != sample_rate:
-        ratio = Fraction(sample_rate, rate)
-        audio = resample_poly(audio, ratio.numerator, ratio.denominator, axis=-1)
+    audio = resample(audio, rate, sample_rate)
     audio = np.resize(audio, (channels, audio.shape[1])) if audio.shape[0] < channels else audio[:channels]
     out = np.zeros((channels, length), dtype=np.float32)
     frames = min(length, audio.shape[1])

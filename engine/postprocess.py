@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import butter, sosfiltfilt
 
 SILENCE_PEAK = 10 ** (-80 / 20)
 
@@ -23,6 +22,8 @@ class Finish:
 def finish_oneshot(audio: np.ndarray, sample_rate: int, finish: Finish = Finish()) -> np.ndarray | None:
     """A finished float32 (channels, frames) one-shot, or None when the output is unusable
     (NaN/Inf anywhere, or silent after DC removal)."""
+    from scipy.signal import butter, sosfiltfilt   # here: scipy.signal takes most of a second to import
+
     audio = np.asarray(audio, dtype=np.float64)
     if not np.all(np.isfinite(audio)):
         return None

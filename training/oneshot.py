@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyloudnorm
-import soxr
+
+from engine.resample import resample
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,7 @@ def prepare(audio: np.ndarray, rate: int, shape: Shape = Shape()) -> np.ndarray:
         raise Unusable("no samples")
     if not np.all(np.isfinite(audio)):
         raise Unusable("NaN or infinite samples")
-    if rate != shape.sample_rate:
-        audio = soxr.resample(audio, rate, shape.sample_rate, quality="HQ")
-    audio = _match_channels(audio.T, shape.channels)
+    audio = _match_channels(resample(audio.T, rate, shape.sample_rate), shape.channels)
     audio = audio - audio.mean(axis=-1, keepdims=True)
     audio = _trim_leading_silence(audio, shape)
     audio = _fit_length(audio, shape)
