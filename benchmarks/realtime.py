@@ -2,6 +2,7 @@
 
     python -m benchmarks.realtime cost                  # callback cost, 1-64 voices, blocks 64/128/256
     python -m benchmarks.realtime soak --seconds 300    # JACK dummy server, 20 notes/s, generator busy
+    python -m benchmarks.realtime startup               # default kit, empty cache: seconds until every pad sounds
 
 `soak` runs `noisepad play --virtual` on a private JACK dummy server (jackd2) with a
 default-architecture model (random weights: the generator's CPU load is what matters), small
@@ -187,9 +188,49 @@ def _soak_report(seconds, rate, latencies, server_xruns, summary) -> str:
     ])
 
 
+def startup(runs: int = 3) -> str:
+    """Seconds from launching `noisepad play` (default kit, an empty cache) to its line saying
+    every pad holds a one-shot: with the shipped starter pool, and with the same model alone."""
+    import shutil
+
+    from tests.jack_server import jack_server
+
+    model = Path(__file__).resolve().parent.parent / "presets" / "models" / "default.safetensors"
+    rows = ["| default kit, empty cache | launch to every pad sounding (median) | runs |", "|---|---|---|"]
+    with tempfile.TemporaryDirectory() as folder, jack_server(rate=RATE, period=128) as server:
+        folder = Path(folder)
+        (folder / "bare").mkdir()
+        shutil.copy(model, folder / "bare" / model.name)   # no starter beside this copy
+        default = (Path(__file__).resolve().parent.parent / "presets" / "default.yaml").read_text()
+        (folder / "bare" / "kit.yaml").write_text(default.replace("models/default.safetensors", model.name))
+        cases = (("with the starter pool", None, runs), ("without it (the model alone)", folder / "bare" / "kit.yaml", 1))
+        for case, (label, preset, count) in enumerate(cases):
+            seconds = [_time_to_ready(server, preset, folder / f"run{case}-{i}") for i in range(count)]
+            rows.append(f"| {label} | {np.median(seconds):.2f} s | {count} |")
+    return "\n".join(rows)
+
+
+def _time_to_ready(server, preset: Path | None, folder: Path) -> float:
+    folder.mkdir()
+    command = [sys.executable, "-m", "instrument.cli", "play", "--audio", "jack", "--virtual",
+               "--cache", str(folder / "cache"), "--generator-device", "cpu"] + (["--preset", str(preset)] if preset else [])
+    log = folder / "play.log"
+    started = time.monotonic()
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, env=dict(server.env, PYTHONUNBUFFERED="1"), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        while "every pad ready" not in log.read_text():
+            if process.poll() is not None:
+                raise RuntimeError(f"noisepad play ended:\n{log.read_text()}")
+            time.sleep(0.01)
+        return time.monotonic() - started
+    finally:
+        _stop_play(process, log)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["cost", "soak"])
+    parser.add_argument("what", choices=["cost", "soak", "startup"])
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--notes-per-second", type=float, default=20)
     args = parser.parse_args()
@@ -197,6 +238,8 @@ def main() -> None:
           f"numpy {np.__version__}\n")
     if args.what == "cost":
         print(cost_table())
+    elif args.what == "startup":
+        print(startup())
     else:
         print(soak(args.seconds, args.notes_per_second))
 

@@ -37,7 +37,7 @@ def cache_files(specs: list[PadSpec], cache_dir: str | Path | None = None) -> li
     paths: list[Path | None] = []
     for spec in specs:
         try:
-            key = spec.cache_key(_model_hash(Path(spec.model)))
+            key = spec.cache_key(model_hash(Path(spec.model)))
         except OSError as error:
             log.warning("pad %s: no cache (%s)", spec.name, error)
             paths.append(None)
@@ -51,7 +51,7 @@ def cache_files(specs: list[PadSpec], cache_dir: str | Path | None = None) -> li
 _hashes: dict[tuple, str] = {}
 
 
-def _model_hash(path: Path) -> str:
+def model_hash(path: Path) -> str:
     """file_hash, remembered while the file is unchanged: models can be large and the cache is
     saved every few seconds."""
     status = path.stat()

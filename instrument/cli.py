@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_devices(commands)
     _add_render(commands)
     _add_generate(commands)
+    _add_starter(commands)
     _add_convert(commands)
     _add_dataset(commands)
     _add_train(commands)
@@ -159,6 +160,30 @@ def _add_generate(commands) -> None:
     command.add_argument("--batch-size", type=int, default=8)
     command.add_argument("--quiet", action="store_true", help="no progress bar")
     command.set_defaults(run=run_generate)
+
+
+def _add_starter(commands) -> None:
+    command = commands.add_parser("starter", help="ship a few one-shots per class beside a model, so a kit sounds at once")
+    command.add_argument("model", type=Path, help="engine model file (.safetensors)")
+    command.add_argument("-n", type=int, default=3, help="one-shots per class (default 3)")
+    command.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    command.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: best available)")
+    command.set_defaults(run=run_starter)
+
+
+def run_starter(args) -> int:
+    from engine.modelconfig import read_config
+    from engine.outfile import check_writable
+    from engine.starter import make_starter, starter_files
+
+    read_config(args.model)   # a missing or broken model: one line, before any work
+    if args.n < 1:
+        raise InputError(None, f"-n must be at least 1, not {args.n}")
+    for path in starter_files(args.model):
+        check_writable(path)
+    count = make_starter(args.model, args.n, args.seed, _device_name(args.device))
+    print(f"wrote {count} one-shots to {starter_files(args.model)[0]}")
+    return 0
 
 
 def _add_sampling_options(command) -> None:
@@ -307,7 +332,6 @@ def _training_package():
         import matplotlib  # noqa: F401
         import pyloudnorm  # noqa: F401
         import sf2utils  # noqa: F401
-        import soxr  # noqa: F401
     except ImportError as error:
         raise InputError(None, f"training needs the train extra: pip install 'noisepad[train]' ({error.name} is missing)") from None
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from engine.cache import load_pools, save_pools
 from engine.errors import InputError
 from engine.pool import Pools
+from engine.starter import load_starters
 from engine.supervisor import GeneratorConfig, GeneratorSupervisor, pool_layout
 from instrument.kit import pad_mixes
 from instrument.live import LiveEngine, Recorder
@@ -61,6 +62,7 @@ def _play(options: PlayOptions, preset: Preset, player) -> int:
     with ExitStack() as stack:
         pools = stack.enter_context(Pools.create(pool_layout(specs)))
         cached = sum(load_pools(pools, specs, options.cache))
+        starters = sum(load_starters(pools, specs))   # pads the cache left empty sound at once
         supervisor = GeneratorSupervisor(GeneratorConfig(
             tuple(specs), pools.handle, device=options.generator_device, precision=options.precision,
             cache_dir=options.cache, threads=max(1, (os.cpu_count() or 2) - 1),
@@ -76,7 +78,7 @@ def _play(options: PlayOptions, preset: Preset, player) -> int:
         if recorder is not None:
             _start_writer(stack, recorder, options.record, player.rate)
         print(f"noisepad: {preset.name} on {player.label} at {player.rate} Hz, block {player.blocksize}; "
-              f"MIDI in: {midi}; {cached} one-shots from the cache. Ctrl-C stops.", file=sys.stderr, flush=True)
+              f"MIDI in: {midi}; {cached} one-shots from the cache, {starters} from the starter pool. Ctrl-C stops.", file=sys.stderr, flush=True)
         _status_loop(stop, player.server_gone, engine, pools, supervisor, options.status_every)
         print("\n" + _summary(engine, pools, supervisor), file=sys.stderr, flush=True)
     if player.server_gone.is_set():
@@ -168,7 +170,7 @@ def _status_loop(stop: threading.Event, gone: threading.Event, engine: LiveEngin
     tty = sys.stderr.isatty()
     last_line = 0.0
     started, ready = time.monotonic(), False
-    while not stop.wait(every) and not gone.is_set():
+    while not gone.is_set():
         if not ready and all(pools.available(p) > 0 for p in range(pools.pads)):
             ready = True
             print(f"{chr(13) if tty else ''}noisepad: every pad ready after {time.monotonic() - started:.1f} s",
@@ -178,6 +180,8 @@ def _status_loop(stop: threading.Event, gone: threading.Event, engine: LiveEngin
         elif time.monotonic() - last_line >= 10:
             print(_status(engine, pools, supervisor), file=sys.stderr, flush=True)
             last_line = time.monotonic()
+        if stop.wait(every):
+            return
 
 
 def _status(engine: LiveEngine, pools: Pools, supervisor) -> str:

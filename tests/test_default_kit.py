@@ -93,3 +93,18 @@ def test_without_an_audio_output_the_demo_says_where_the_file_is(tmp_path, capsy
     soundfile.write(out, np.zeros((441, 2)), 44100)
     play_file(out)
     assert capsys.readouterr().out == f"not playing it: no audio output found; open {out} in any player\n"
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+def test_every_pad_of_the_default_kit_sounds_from_the_starter_before_anything_is_generated(rate):
+    from engine.pool import Pools
+    from engine.starter import load_starters
+    from engine.supervisor import pool_layout
+
+    specs = [pad.spec for pad in load_preset(DEFAULT_PRESET, samplerate=rate).pads]
+    with Pools.create(pool_layout(specs)) as pools:
+        loaded = load_starters(pools, specs)
+        assert all(count >= 2 for count in loaded), loaded
+        for p in range(len(specs)):
+            slot = pools.take(p)
+            assert slot >= 0 and np.abs(pools.audio[p][slot]).max() > 0.1
