@@ -198,11 +198,23 @@ def _prepare_jobs(config: GeneratorConfig, strict: bool) -> list[PadJob | None]:
     return jobs
 
 
+def yield_to_audio() -> None:
+    """Take CPU time only when nothing else wants it: SCHED_IDLE on Linux, else the lowest
+    priority there is. A late refill only means a replay; a late audio block is a click."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):   # not Linux, or not allowed
+        try:
+            os.nice(19)
+        except (AttributeError, OSError):
+            pass
+
+
 def run_generator(config: GeneratorConfig, stop_flag, run_index: int = 0) -> None:
     """The generator process's entry point: fill the pools until `stop_flag.value` is set."""
     logging.basicConfig(level=logging.WARNING, format="noisepad generator: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the instrument's to handle
-    os.nice(10)  # on a busy CPU the audio thread comes first; a late refill only means a replay
+    yield_to_audio()
     parent = os.getppid()
     if config.threads:
         torch.set_num_threads(config.threads)

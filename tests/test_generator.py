@@ -120,6 +120,16 @@ def test_every_pad_gets_a_first_one_shot_before_any_pool_deepens(kit_model_file,
     assert all(pools.fresh(p) == 3 for p in range(6))
 
 
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_the_generator_process_runs_only_when_the_cpu_is_idle(kit_model_file, pools_for):
+    specs = kit_specs(kit_model_file)
+    pools = pools_for(specs)
+    with supervised(specs, pools, seed=4) as supervisor:
+        assert wait_serving(pools, full(pools), timeout=60)
+        assert os.sched_getscheduler(supervisor.pid) == os.SCHED_IDLE
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE   # the instrument itself keeps its priority
+
+
 def test_killed_generator_pools_keep_serving_and_it_comes_back(kit_model_file, pools_for):
     specs = kit_specs(kit_model_file)
     pools = pools_for(specs)
