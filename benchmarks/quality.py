@@ -240,7 +240,7 @@ def floor_row(m: Measured, windows: dict, rate: int, classes: list[str], played:
 
 def gate_loss_db(audio: np.ndarray, rate: int) -> np.ndarray:
     """Per one-shot: how much of its energy the tail gate takes, in dB (0: none)."""
-    kept = [np.sum((a * tail_gate(a, rate)) ** 2) / max(np.sum(a ** 2), 1e-30) for a in audio]
+    kept = [np.sum(tail_gate(a, rate) ** 2) / max(np.sum(a ** 2), 1e-30) for a in audio]
     return 10 * np.log10(np.maximum(kept, 1e-30))
 
 
