@@ -1,13 +1,16 @@
 """Real-time figures: callback cost by voices and block size; a long JACK run's xruns and latency.
 
     python -m benchmarks.realtime cost                  # callback cost, 1-64 voices, blocks 64/128/256
-    python -m benchmarks.realtime soak --seconds 300    # JACK dummy server, 20 notes/s, generator busy
+    python -m benchmarks.realtime soak --seconds 600    # JACK dummy server, 20 notes/s, generator busy
+                                                        # (--audio portaudio: through PortAudio and rtmidi)
     python -m benchmarks.realtime startup               # default kit, empty cache: seconds until every pad sounds
 
 `soak` runs `noisepad play --virtual` on a private JACK dummy server (jackd2) with a
 default-architecture model (random weights: the generator's CPU load is what matters), small
-pools so that the generator refills all the time, sends 20 notes/s from a JACK MIDI client,
-records the output and reports xruns, callback times and note-to-onset latency and jitter.
+pools so that the generator refills all the time, sends 20 notes/s from a JACK MIDI client
+(at exact frames to the JACK client; through python-rtmidi, paced by the clock, to the
+PortAudio path), records the output and reports xruns, callback times and note-to-onset
+latency and jitter.
 Prints Markdown for benchmarks/RESULTS.md.
 """
 
@@ -71,30 +74,34 @@ def cost_table() -> str:
     return "\n".join(rows)
 
 
-def soak(seconds: float, notes_per_second: float) -> str:
+def soak(seconds: float, notes_per_second: float, audio: str = "jack") -> str:
+    """`noisepad play` on a JACK dummy server as a JACK client of its own (`audio` "jack": notes
+    sent at exact frames by a JACK-Client sender) or through PortAudio and python-rtmidi."""
     from tests.jack_server import JackMidiSender, JackRecorder, jack_server
 
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         preset = _soak_preset(folder)
         with jack_server(rate=RATE, period=128) as server:
-            sender = JackMidiSender(server)
-            play = _start_play(server, preset, folder)
+            sender = JackRecorder(server, channels=0, name="keys") if audio == "jack" else JackMidiSender(server)
+            play = _start_play(server, preset, folder, audio)
             try:
                 _wait_for(folder / "play.log", "every pad ready", play, timeout=600)
-                server.wait_for_port("noisepad:noisepad")
+                midi_in, outs = (("noisepad:midi_in", ("noisepad:out_L", "noisepad:out_R")) if audio == "jack"
+                                 else ("noisepad:noisepad", ("PortAudio:out_0", "PortAudio:out_1")))
+                server.wait_for_port(midi_in)
                 with JackRecorder(server, channels=2, seconds=seconds + 10, midi=False) as recorder:
-                    recorder.connect("PortAudio:out_0", "PortAudio:out_1")
-                    sender.connect("noisepad:noisepad")
+                    recorder.connect(*outs)
+                    sender.connect_midi(midi_in) if audio == "jack" else sender.connect(midi_in)
                     xruns_before = server.xruns()
-                    frames = _send_notes(sender, seconds, notes_per_second)
+                    frames = _send_notes(sender, seconds, notes_per_second, exact=audio == "jack")
                     recorder.wait_until(frames[-1] + RATE // 4, timeout=30)
                     latencies = _latencies(recorder, frames)
                     server_xruns = server.xruns() - xruns_before
             finally:
                 sender.close()   # before noisepad goes: closing a sender whose peer is gone stalls
                 summary = _stop_play(play, folder / "play.log")
-    return _soak_report(seconds, notes_per_second, latencies, server_xruns, summary)
+    return _soak_report(seconds, notes_per_second, latencies, server_xruns, summary, audio)
 
 
 def _soak_preset(folder: Path) -> Path:
@@ -108,7 +115,7 @@ def _soak_preset(folder: Path) -> Path:
     data = yaml.safe_load((configs / "default.yaml").read_text())["model"]
     unet = dict(data["unet"], use_embedding_cfg=True, embedding_features=64, embedding_max_length=1,
                 cross_attentions=[0, 0, 0, 0, 0, 1, 1, 1])
-    config = ModelConfig.from_dict(dict(data, unet=unet, classes=["kick", "snare", "hat"]))
+    config = ModelConfig.from_dict(dict(data, unet=unet, classes=["kick", "snare", "hat"], data_scale=1.0))
     torch.manual_seed(0)
     save_model(DrumDiffusion(config), folder / "kit.safetensors")
     (folder / "kit.yaml").write_text(
@@ -120,10 +127,11 @@ def _soak_preset(folder: Path) -> Path:
     return folder / "kit.yaml"
 
 
-def _start_play(server, preset: Path, folder: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "instrument.cli", "play", "--virtual", "--midi-api", "jack",
-               "--preset", str(preset), "--device", "JACK", "--blocksize", "128",
-               "--cache", str(folder / "cache"), "--generator-device", "cpu"]
+def _start_play(server, preset: Path, folder: Path, audio: str) -> subprocess.Popen:
+    backend = (["--audio", "jack"] if audio == "jack"
+               else ["--audio", "portaudio", "--midi-api", "jack", "--device", "JACK", "--blocksize", "128"])
+    command = [sys.executable, "-m", "instrument.cli", "play", "--virtual", *backend,
+               "--preset", str(preset), "--cache", str(folder / "cache"), "--generator-device", "cpu"]
     log = open(folder / "play.log", "w")
     return subprocess.Popen(command, env=dict(server.env, PYTHONUNBUFFERED="1"), stdout=log, stderr=subprocess.STDOUT)
 
@@ -145,15 +153,22 @@ def _stop_play(process: subprocess.Popen, log: Path) -> str:
 PROBE_EVERY = 10   # every 10th note is a probe: a short hit alone on the left channel
 
 
-def _send_notes(sender, seconds: float, rate: float) -> list[int]:
-    """Frames at which each note entered the JACK graph."""
+def _send_notes(sender, seconds: float, rate: float, exact: bool) -> list[int]:
+    """Frames at which each note entered the JACK graph. `exact`: the sender is a JackRecorder
+    that writes each note at a chosen frame; else a python-rtmidi sender, paced by the clock."""
     rng = np.random.default_rng(1)
+    notes = [(37 if i % PROBE_EVERY == 0 else int(rng.choice([36, 38, 42])), int(rng.integers(60, 128)))
+             for i in range(int(seconds * rate))]
+    offsets = [int((i + rng.uniform(0, 0.3)) * RATE / rate) for i in range(len(notes))]
+    if exact:
+        start = sender.frame_time + RATE // 2
+        return sender.schedule_midi([(start + offset, [0x99, note, velocity])
+                                     for offset, (note, velocity) in zip(offsets, notes)], timeout=seconds + 30)
     start = time.monotonic()
     frames = []
-    for i in range(int(seconds * rate)):
-        time.sleep(max(0.0, start + i / rate + rng.uniform(0, 0.3 / rate) - time.monotonic()))
-        note = 37 if i % PROBE_EVERY == 0 else int(rng.choice([36, 38, 42]))
-        frames.append(sender.note_on(note, int(rng.integers(60, 128)), channel=9))
+    for offset, (note, velocity) in zip(offsets, notes):
+        time.sleep(max(0.0, start + offset / RATE - time.monotonic()))
+        frames.append(sender.note_on(note, velocity, channel=9))
     return frames
 
 
@@ -168,13 +183,13 @@ def _latencies(recorder, frames: list[int]) -> np.ndarray:
     return np.array(found)
 
 
-def _soak_report(seconds, rate, latencies, server_xruns, summary) -> str:
+def _soak_report(seconds, rate, latencies, server_xruns, summary, audio) -> str:
     line = next((l for l in summary.splitlines() if "stopped" in l), summary[-400:])
     fields = dict(re.findall(r"(xruns|hits|late|empty|generated|callbacks) (\d+)", line))
     p50 = re.search(r"callback p50 ([\d.]+) ms p99 ([\d.]+) ms", line)
     ms = latencies / RATE * 1000
     return "\n".join([
-        f"| soak, {seconds:.0f} s at {rate:g} notes/s, block 128 | value |", "|---|---|",
+        f"| soak ({audio}), {seconds:.0f} s at {rate:g} notes/s, block 128 | value |", "|---|---|",
         f"| xruns seen by the callback | {fields.get('xruns')} |",
         f"| xruns logged by jackd | {server_xruns} |",
         f"| callbacks | {fields.get('callbacks')} |",
@@ -233,6 +248,7 @@ def main() -> None:
     parser.add_argument("what", choices=["cost", "soak", "startup"])
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--notes-per-second", type=float, default=20)
+    parser.add_argument("--audio", choices=["jack", "portaudio"], default="jack", help="soak: play's audio system")
     args = parser.parse_args()
     print(f"Machine: {platform.machine()} {platform.processor()}, Python {platform.python_version()}, "
           f"numpy {np.__version__}\n")
@@ -241,7 +257,7 @@ def main() -> None:
     elif args.what == "startup":
         print(startup())
     else:
-        print(soak(args.seconds, args.notes_per_second))
+        print(soak(args.seconds, args.notes_per_second, args.audio))
 
 
 if __name__ == "__main__":
