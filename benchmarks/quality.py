@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,8 @@ from torch import nn
 from engine.generate import Item, sample_batch
 from engine.modelfile import load_model
 from engine.postprocess import finish_oneshot, tail_gate
-from engine.settings import Settings
+from engine.modelconfig import read_config
+from engine.settings import Settings, model_settings
 from training.dataset import load_split, read_manifest
 
 
@@ -161,8 +162,7 @@ def nearest_training(embeddings: np.ndarray, training: np.ndarray) -> float:
 def generate_set(spec: dict, classes: list[str], per_class: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(raw outputs, finished one-shots, class indices, seconds per one-shot)."""
     model = load_model(spec["model"]).to(spec.get("device", "cpu"))
-    settings = Settings(sampler=spec.get("sampler", "dpmpp_2m"), steps=int(spec.get("steps", Settings().steps)),
-                        guidance=float(spec.get("guidance", Settings().guidance)))
+    settings = sampling_for(spec, model.config)
     raw, labels = [], []
     start = time.perf_counter()
     for c, name in enumerate(classes):
@@ -173,6 +173,13 @@ def generate_set(spec: dict, classes: list[str], per_class: int) -> tuple[np.nda
     raw = np.concatenate(raw)
     finished = np.stack([finished_or_silence(a, model.config.sample_rate) for a in raw])
     return raw, finished, np.array(labels), seconds
+
+
+def sampling_for(spec: dict, config) -> Settings:
+    """The model file's own sampling settings, with what --eval names instead."""
+    settings = model_settings(config)
+    named = {key: cast(spec[key]) for key, cast in (("sampler", str), ("steps", int), ("guidance", float)) if key in spec}
+    return replace(settings, **named)
 
 
 def finished_or_silence(raw: np.ndarray, rate: int) -> np.ndarray:
@@ -204,7 +211,8 @@ class Measured:
 def measure_model(spec: dict, classifier: Classifier, classes: list[str], per_class: int) -> Measured:
     raw, finished, labels, seconds = generate_set(spec, classes, per_class)
     embeddings, predicted = embed_and_label(classifier, finished)
-    settings = f"{spec.get('sampler', 'dpmpp_2m')}, {spec.get('steps', Settings().steps)}, {spec.get('guidance', Settings().guidance)}"
+    used = sampling_for(spec, read_config(spec["model"]))
+    settings = f"{used.sampler}, {used.steps}, {used.guidance:g}"
     return Measured(spec["label"], settings, seconds, labels, predicted, embeddings, raw, finished)
 
 

@@ -15,6 +15,7 @@ FORMAT = "noisepad-model"
 FORMAT_VERSION = 1
 REQUIRED_UNET_KEYS = ("in_channels", "channels", "factors", "items")
 LIST_UNET_KEYS = ("channels", "factors", "items", "attentions", "cross_attentions")
+SAMPLING_KEYS = {"steps", "sampler", "schedule", "guidance"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class ModelConfig:
     # The net works on audio times this: training data scaled to a standard deviation near 0.5
     # puts the noise schedule's signal-to-noise range where drums have their structure.
     data_scale: float = 1.0
+    # How the model is meant to be sampled when a preset or command does not say (steps,
+    # sampler, schedule, guidance; a distilled student records its own). Empty: the defaults.
+    sampling: dict = field(default_factory=dict)
 
     @property
     def conditional(self) -> bool:
@@ -47,6 +51,7 @@ class ModelConfig:
                 channels=int(data["channels"]),
                 classes=tuple(str(c) for c in data.get("classes", ())),
                 data_scale=float(data.get("data_scale", 1.0)),
+                sampling=dict(data.get("sampling", {})),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise InputError(source, f"model config is incomplete or malformed ({error!r})") from None
@@ -75,6 +80,9 @@ class ModelConfig:
             raise InputError(source, f"model config: data_scale must be positive, not {self.data_scale}")
         if len(set(self.classes)) != len(self.classes):
             raise InputError(source, "model config: class names repeat")
+        unknown = set(self.sampling) - SAMPLING_KEYS
+        if unknown:
+            raise InputError(source, f"model config: unknown sampling settings {', '.join(sorted(unknown))}")
 
 
 def read_config(path: str | Path) -> ModelConfig:

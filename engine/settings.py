@@ -38,3 +38,11 @@ class Settings:
 
     def describe(self) -> dict:
         return asdict(self)
+
+
+def model_settings(config) -> Settings:
+    """The settings a model file asks to be sampled with (a ModelConfig's `sampling`), the
+    defaults for the rest."""
+    settings = Settings(**config.sampling)
+    settings.check()
+    return settings

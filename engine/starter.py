@@ -102,19 +102,20 @@ def _preload(pools: Pools, p: int, spec: PadSpec, starter) -> int:
 
 def make_starter(model: str | Path, per_class: int, seed: int = 0, device: str = "cpu") -> int:
     """Generate `per_class` one-shots of each class (of the model, if unconditional) at the
-    default settings and store them as the model's starter; returns how many."""
+    settings the model asks for and store them as its starter; returns how many."""
     from engine.generate import Item, generate
     from engine.modelfile import load_model
-    from engine.settings import Settings
+    from engine.settings import model_settings
 
     loaded = load_model(model, device)
+    settings = model_settings(loaded.config)
     shots, names, seeds = [], [], []
     for c, name in enumerate(loaded.config.classes or (None,)):
         index = None if name is None else loaded.class_index(name)
         made = 0
         for first in range(seed + 1000 * c, seed + 1000 * c + 4 * per_class, per_class):  # retries if silent
             items = [Item(first + i, index) for i in range(per_class)]
-            for item, audio in zip(items, generate(loaded, items, Settings())):
+            for item, audio in zip(items, generate(loaded, items, settings)):
                 if audio is not None and made < per_class:
                     shots.append(audio)
                     names.append(name)

@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_convert(commands)
     _add_dataset(commands)
     _add_train(commands)
+    _add_distill(commands)
     _add_export(commands)
     return parser
 
@@ -205,12 +206,15 @@ def run_generate(args) -> int:
 
     from engine.device import pick_device, pick_dtype
     from engine.postprocess import Finish
-    from engine.settings import Settings
+    from engine.modelconfig import read_config
     from engine.samplepack import PackRequest, write_sample_pack
+    from engine.settings import model_settings
 
-    model, class_name, source, settings = args.model, args.class_name, args.source, Settings()
     if args.preset is not None:
         model, class_name, source, settings = _pad_for_generate(args)
+    else:
+        model, class_name, source = args.model, args.class_name, args.source
+        settings = model_settings(read_config(model))   # what the model file asks for
     if args.strength is not None and source is None:
         raise InputError(None, "--strength needs --source")
     if args.source is not None:
@@ -307,6 +311,37 @@ def run_train(args) -> int:
     model = train(args.data, args.config, args.output, steps=args.steps, init=args.init, progress=not args.quiet,
                   minutes=args.minutes)
     print(f"trained; EMA model in {model} (export it with `noisepad export {args.output} -o MODEL`)")
+    return 0
+
+
+def _add_distill(commands) -> None:
+    command = commands.add_parser("distill", help="train a student that samples in fewer steps (run it again to resume)")
+    command.add_argument("model", type=Path, help="the teacher: an engine model file")
+    command.add_argument("-o", "--output", type=Path, required=True, help="the student's model file to write")
+    command.add_argument("--steps", type=int, default=4, help="the student's sampling steps (default 4)")
+    command.add_argument("--run", dest="run_folder", type=Path, help="folder for the run's state (default: OUTPUT with .run)")
+    command.add_argument("--iterations", type=int, default=2000, help="optimizer steps per halving (default 2000)")
+    command.add_argument("--batch-size", type=int, default=4)
+    command.add_argument("--lr", type=float, default=5e-5, help="learning rate (default 5e-5)")
+    command.add_argument("--samples-per-class", type=int, default=16, help="teacher one-shots to learn from (default 16)")
+    command.add_argument("--minutes", type=float, help="stop after this long in this session (the run is saved)")
+    command.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: best available)")
+    command.set_defaults(run=run_distill)
+
+
+def run_distill(args) -> int:
+    from engine.outfile import check_writable
+    from training.distill import DistillSetup, distill
+
+    check_writable(args.output)
+    setup = DistillSetup(teacher=str(args.model.resolve()), steps=args.steps, iterations=args.iterations,
+                         batch_size=args.batch_size, learning_rate=args.lr, samples_per_class=args.samples_per_class)
+    run = args.run_folder or args.output.with_suffix(".run")
+    written = distill(setup, run, args.output, device=_device_name(args.device), minutes=args.minutes)
+    if written is None:
+        print(f"stopped; {run} is saved: run the same command to go on")
+    else:
+        print(f"wrote {written}: samples in {args.steps} DDIM steps")
     return 0
 
 

@@ -15,7 +15,7 @@ import yaml
 from engine.errors import InputError
 from engine.modelconfig import read_config
 from engine.pads import PadSpec
-from engine.settings import SAMPLERS, SCHEDULES, Settings
+from engine.settings import SAMPLERS, SCHEDULES, Settings, model_settings
 from instrument.velocity import CURVES
 
 DEFAULT_PRESET = Path(__file__).resolve().parent.parent / "presets" / "default.yaml"
@@ -168,9 +168,9 @@ def load_preset(path: str | Path | None = None, samplerate: int | None = None) -
     )
 
 
-def _read_models(reader: _Reader, node) -> dict[str, tuple[Path, tuple[str, ...]]]:
-    """Model name -> (file, class names). Each file's config is read now, so a broken or
-    missing model is reported against the preset before anything starts."""
+def _read_models(reader: _Reader, node) -> dict[str, tuple[Path, tuple[str, ...], Settings]]:
+    """Model name -> (file, class names, the settings it asks for). Each file's config is read
+    now, so a broken or missing model is reported against the preset before anything starts."""
     if node is None:
         return {}
     models = {}
@@ -181,10 +181,10 @@ def _read_models(reader: _Reader, node) -> dict[str, tuple[Path, tuple[str, ...]
             reader.fail(model_node, f"{key}.path", "missing")
         path = reader.file(entry["path"], f"{key}.path")
         try:
-            classes = read_config(path).classes
+            config = read_config(path)
+            models[name] = (path, config.classes, model_settings(config))
         except InputError as error:
             reader.fail(entry["path"], f"{key}.path", error.problem if error.source else str(error))
-        models[name] = (path, classes)
     return models
 
 
@@ -195,7 +195,7 @@ def _read_pad(reader: _Reader, name: str, node, models, samplerate: int | None) 
         if required not in fields:
             reader.fail(node, f"{key}.{required}", "missing")
     model_name = reader.text(fields["model"], f"{key}.model", choices=sorted(models) or None)
-    model_path, classes = models[model_name] if model_name in models else (None, ())
+    model_path, classes, defaults = models[model_name] if model_name in models else (None, (), Settings())
     if model_path is None:
         reader.fail(fields["model"], f"{key}.model", "no models are defined in 'models:'")
     class_name = _read_class(reader, fields, key, classes)
@@ -204,7 +204,6 @@ def _read_pad(reader: _Reader, name: str, node, models, samplerate: int | None) 
     def opt(field_name, default, read):
         return read(fields[field_name], f"{key}.{field_name}") if field_name in fields else default
 
-    defaults = Settings()
     settings = Settings(
         steps=opt("steps", defaults.steps, lambda n, k: reader.number(n, k, 1, 1000, integer=True)),
         sampler=opt("sampler", defaults.sampler, lambda n, k: reader.text(n, k, choices=SAMPLERS)),
