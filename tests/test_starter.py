@@ -12,7 +12,7 @@ from engine.pads import PadSpec
 from engine.pool import Pools
 from engine.resample import to_playback
 from engine.settings import Settings
-from engine.starter import load_starters, make_starter, read_starter, starter_files
+from engine.starter import load_starters, read_starter, starter_files
 from engine.supervisor import pool_layout
 from instrument.cli import main
 from tests.tiny_models import write_tiny_model
