@@ -28,7 +28,7 @@ import torch
 from engine.errors import InputError
 from engine.generate import Item, sample_batch
 from engine.modelfile import DrumDiffusion, load_model, save_model
-from engine.sampling import alpha_sigma, linear_ts, sample_ddim
+from engine.sampling import alpha_sigma, linear_ts, predict_x0, sample_ddim
 from engine.settings import model_settings
 
 STATE = "distill.pt"
@@ -114,7 +114,7 @@ def distillation_loss(student: DrumDiffusion, teacher: DrumDiffusion, x: torch.T
         alpha_next, sigma_next = (float(v) for v in alpha_sigma(t_next))
         ratio = sigma_next / sigma
         target = (z_next - ratio * z) / (alpha_next - ratio * alpha)
-    predicted = alpha * z - sigma * _velocity(student, student.conditioning(class_ids, 1.0))(z, t)
+    predicted = predict_x0(_velocity(student, student.conditioning(class_ids, 1.0)), z, t)
     weight = max(1.0, (alpha / sigma) ** 2) if sigma > 0 else 1.0
     return weight * torch.mean((predicted - target) ** 2)
 
