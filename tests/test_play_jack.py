@@ -1,9 +1,12 @@
 """End to end on a real JACK server (dummy driver), captured by another JACK client.
 
 noisepad as a JACK client of its own: MIDI sent at exact frames sounds at exactly those frames
-(jitter 0), on the main mix and on the pad's own port; the server stopping under it ends play
-with one line and exit 1, pools saved. Through PortAudio and python-rtmidi: every note sounds."""
+(jitter 0), on the main mix and on the pad's own port; a generator killed with SIGKILL comes
+back while every note still sounds on time; the server stopping under it ends play with one
+line and exit 1, pools saved. Through PortAudio and python-rtmidi: every note sounds."""
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -176,3 +179,47 @@ def test_every_note_sounds_through_portaudio(preset, tmp_path):
     print(f"\nnote-to-onset latency: median {np.median(latencies) / RATE * 1000:.2f} ms, "
           f"sd {latencies.std() / RATE * 1000:.3f} ms, spread {spread} frames ({spread / RATE * 1000:.2f} ms); "
           f"frames: {latencies.tolist()}")
+
+
+def _read_proc(path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except (FileNotFoundError, ProcessLookupError):   # a thread or process that just ended
+        return b""
+
+
+def _generator_pid(play_pid: int) -> int | None:
+    """The spawned generator: the child of play (of any of its threads: the supervisor thread
+    starts it again itself) whose command line runs multiprocessing's spawn."""
+    for task in os.listdir(f"/proc/{play_pid}/task"):
+        for child in _read_proc(f"/proc/{play_pid}/task/{task}/children").split():
+            if b"spawn_main" in _read_proc(f"/proc/{int(child)}/cmdline"):
+                return int(child)
+    return None
+
+
+def test_a_killed_generator_comes_back_and_the_audio_never_stops(click_preset, tmp_path):
+    with jack_server(rate=RATE, period=PERIOD) as server:
+        process, log = start_play(server, click_preset, tmp_path, "--audio", "jack")
+        try:
+            wait_for(log, "every pad ready", process)
+            with JackRecorder(server, channels=0, name="keys") as keys, \
+                    JackRecorder(server, channels=2, seconds=30, midi=False) as recorder:
+                recorder.connect("noisepad:out_L", "noisepad:out_R")
+                keys.connect_midi("noisepad:midi_in")
+                first = _generator_pid(process.pid)
+                os.kill(first, signal.SIGKILL)
+                start = keys.frame_time + RATE // 10
+                sent = keys.schedule_midi([(start + i * 2205, [0x99, 36 + 2 * (i % 2), 100]) for i in range(12)])
+                give_up = time.monotonic() + 60   # against a hang, not a time limit
+                while _generator_pid(process.pid) in (None, first):   # the supervisor starts another
+                    assert process.poll() is None and time.monotonic() < give_up, log.read()
+                    time.sleep(0.05)
+                recorder.wait_until(sent[-1] + RATE // 4)
+                onsets = [recorder.first_onset(after=frame) for frame in sent]
+        finally:
+            output = stop_play(process, log)
+    assert process.returncode == 0, output
+    assert [onset - frame for onset, frame in zip(onsets, sent)] == [onsets[0] - sent[0]] * 12   # every note, on time
+    assert "generator restarts 1" in output.splitlines()[-1], output
