@@ -138,15 +138,28 @@ def _start_writer(stack: ExitStack, recorder: Recorder, path: Path, rate: int) -
     handle = soundfile.SoundFile(str(path), "w", samplerate=rate, channels=2, subtype="PCM_24")
 
     def write() -> None:
-        while not done.wait(0.1):
+        try:
+            while not done.wait(0.1):
+                handle.write(recorder.take())
             handle.write(recorder.take())
-        handle.write(recorder.take())
-        handle.close()
+        except (OSError, RuntimeError) as error:   # disk full, file too large, device gone
+            print(f"\nnoisepad: recording to {path} stopped ({_reason(error)}); what was written is kept "
+                  "and the audio goes on", file=sys.stderr, flush=True)
+        finally:
+            try:
+                handle.close()   # writes the header, so what is there plays
+            except (OSError, RuntimeError):
+                pass
 
     thread = threading.Thread(target=write, name="noisepad-recorder", daemon=True)
     thread.start()
     stack.callback(thread.join)
     stack.callback(done.set)
+
+
+def _reason(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[-1] if lines else type(error).__name__
 
 
 def _save_and_stop(supervisor: GeneratorSupervisor, pools: Pools, specs, cache: Path | None) -> None:

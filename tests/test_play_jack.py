@@ -223,3 +223,38 @@ def test_a_killed_generator_comes_back_and_the_audio_never_stops(click_preset, t
     assert process.returncode == 0, output
     assert [onset - frame for onset, frame in zip(onsets, sent)] == [onsets[0] - sent[0]] * 12   # every note, on time
     assert "generator restarts 1" in output.splitlines()[-1], output
+
+
+def test_a_recording_that_hits_the_file_size_limit_stops_with_a_message_and_stays_readable(click_preset, tmp_path):
+    import resource
+
+    limit = 200_000   # bytes: about 1.5 s of 24-bit stereo at 44.1 kHz
+
+    def small_files():   # the play process alone: as if its disk were full at `limit`
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past it fails instead of killing
+
+    with jack_server(rate=RATE, period=PERIOD) as server:
+        command = [sys.executable, "-m", "instrument.cli", "play", "--audio", "jack", "--virtual",
+                   "--preset", str(click_preset), "--cache", str(tmp_path / "cache"), "--record", str(tmp_path / "take.wav")]
+        log = open(tmp_path / "play.log", "w+")
+        process = subprocess.Popen(command, env=dict(server.env, PYTHONUNBUFFERED="1"), stdout=log,
+                                   stderr=subprocess.STDOUT, text=True, preexec_fn=small_files)
+        try:
+            wait_for(log, "every pad ready", process)
+            wait_for(log, "recording to", process)   # it stops once the file reaches the limit
+            with JackRecorder(server, channels=0, name="keys") as keys, \
+                    JackRecorder(server, channels=2, seconds=10, midi=False) as recorder:
+                recorder.connect("noisepad:out_L", "noisepad:out_R")
+                keys.connect_midi("noisepad:midi_in")
+                sent = keys.schedule_midi([(keys.frame_time + RATE // 10 + i * 4410, [0x99, 36, 100]) for i in range(4)])
+                recorder.wait_until(sent[-1] + RATE // 4)
+                onsets = [recorder.first_onset(after=frame) for frame in sent]
+        finally:
+            output = stop_play(process, log)
+    assert process.returncode == 0, output
+    assert "stopped (" in output and "what was written is kept and the audio goes on" in output
+    assert "Traceback" not in output, output
+    assert None not in onsets                                   # the audio went on
+    audio, rate = soundfile.read(str(tmp_path / "take.wav"))   # and the take plays
+    assert rate == RATE and 0.5 * RATE < len(audio) <= limit / 6
