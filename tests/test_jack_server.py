@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -56,15 +55,12 @@ RTMIDI_LISTENER = """
 
 
 def test_server_starts_serves_and_stops():
-    started = time.monotonic()
-    with jack_server(rate=44100, period=128) as server:
-        ready_after = time.monotonic() - started
+    with jack_server(rate=44100, period=128) as server:   # yields once jack_lsp answers
         assert server.running()
         assert (server.rate, server.period) == (44100, 128)
         assert server.env["JACK_DEFAULT_SERVER"] == server.name
         assert server.env["JACK_NO_START_SERVER"] == "1"
         assert server.ports() == ["system:capture_1", "system:capture_2", "system:playback_1", "system:playback_2"]
-    assert ready_after < 5
     assert server.process.returncode == 0  # stopped by SIGTERM, cleanly
     assert "caught signal 15" in server.log_text
 
