@@ -57,7 +57,6 @@ class JackPlayer:
         self.label = f"JACK ({client.name})"
         self.server_gone = threading.Event()
         self.engine: LiveEngine | None = None
-        self.oversized = 0   # periods longer than MAX_BLOCK (played as silence)
 
     @property
     def rate(self) -> int:
@@ -67,9 +66,9 @@ class JackPlayer:
     def blocksize(self) -> int:
         return self.client.blocksize
 
-    def start(self, engine: LiveEngine, midi_from: list[str]) -> list[str]:
+    def start(self, engine: LiveEngine, midi_from: list[str]) -> None:
         """Run `engine`, connect the main outputs to the system's playback and `midi_from` to
-        midi_in; returns the MIDI ports connected."""
+        midi_in."""
         self.engine = engine
         engine.budget = self.blocksize / self.rate
         self.client.set_process_callback(self._process)
@@ -84,7 +83,6 @@ class JackPlayer:
             self.client.connect(out, system)
         for source in midi_from:
             self.client.connect(source, self.midi_in)
-        return midi_from
 
     def midi_sources(self, wanted: str | None) -> list[str]:
         """The JACK MIDI outputs to listen to: those whose name has `wanted` in it (exactly
@@ -107,7 +105,6 @@ class JackPlayer:
                 message = bytes(data)
                 engine.scheduler.apply(message[0], message[1], message[2], offset)
         if frames > MAX_BLOCK:
-            self.oversized += 1
             for port in self.outs:
                 port.get_array().fill(0.0)
             return

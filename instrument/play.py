@@ -13,6 +13,7 @@ from pathlib import Path
 
 from engine.cache import load_pools, save_pools
 from engine.errors import InputError
+from engine.modelconfig import first_line
 from engine.pool import Pools
 from engine.starter import load_starters
 from engine.supervisor import GeneratorConfig, GeneratorSupervisor, pool_layout
@@ -23,7 +24,6 @@ from instrument.preset import Preset, load_preset
 from instrument.scheduler import EventQueue
 
 RECORD_BUFFER_S = 10.0
-AUDIO_SYSTEMS = ("jack", "portaudio")
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def _start_writer(stack: ExitStack, recorder: Recorder, path: Path, rate: int) -
                 handle.write(recorder.take())
             handle.write(recorder.take())
         except (OSError, RuntimeError) as error:   # disk full, file too large, device gone
-            print(f"\nnoisepad: recording to {path} stopped ({_reason(error)}); what was written is kept "
+            print(f"\nnoisepad: recording to {path} stopped ({first_line(error)}); what was written is kept "
                   "and the audio goes on", file=sys.stderr, flush=True)
         finally:
             try:
@@ -155,11 +155,6 @@ def _start_writer(stack: ExitStack, recorder: Recorder, path: Path, rate: int) -
     thread.start()
     stack.callback(thread.join)
     stack.callback(done.set)
-
-
-def _reason(error: Exception) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[-1] if lines else type(error).__name__
 
 
 def _save_and_stop(supervisor: GeneratorSupervisor, pools: Pools, specs, cache: Path | None) -> None:

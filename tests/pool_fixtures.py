@@ -25,6 +25,22 @@ def pools_of():
         pools.close()
 
 
+@pytest.fixture
+def pools_for():
+    """pools_for(specs) -> Pools laid out for those pad specs, closed and unlinked after the test."""
+    from engine.supervisor import pool_layout
+
+    made = []
+
+    def create(specs) -> Pools:
+        made.append(Pools.create(pool_layout(specs)))
+        return made[-1]
+
+    yield create
+    for pools in made:
+        pools.close()
+
+
 def fill(pools: Pools, p: int, value_of=lambda s: float(s + 1)) -> list[int]:
     """As the producer: publish every slot it owns, each a constant signal; the slots filled."""
     slots = [int(s) for s in pools.owned_slots(p)]

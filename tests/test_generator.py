@@ -14,10 +14,9 @@ from engine.generate import Item, generate
 from engine.generator import Producer
 from engine.modelfile import load_model
 from engine.pads import PadSpec
-from engine.pool import Pools
 from engine.settings import Settings
-from engine.supervisor import GeneratorConfig, GeneratorSupervisor, pool_layout
-from tests.pool_fixtures import wait_serving
+from engine.supervisor import GeneratorConfig, GeneratorSupervisor
+from tests.pool_fixtures import pools_for, wait_serving  # noqa: F401 (pools_for: a fixture)
 
 FAST = Settings(steps=2)
 
@@ -26,19 +25,6 @@ def kit_specs(model, pool_size=3, **pads):
     """A kick and a snare on one model, or the pads given as name=(class, settings)."""
     pads = pads or {"kick": ("kick", FAST), "snare": ("snare", FAST)}
     return [PadSpec(name, model, cls, pool_size, settings) for name, (cls, settings) in pads.items()]
-
-
-@pytest.fixture
-def pools_for():
-    made = []
-
-    def create(specs) -> Pools:
-        made.append(Pools.create(pool_layout(specs)))
-        return made[-1]
-
-    yield create
-    for pools in made:
-        pools.close()
 
 
 def config(specs, pools, **options) -> GeneratorConfig:

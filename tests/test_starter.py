@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 
 from engine.pads import PadSpec
-from engine.pool import Pools
 from engine.resample import to_playback
 from engine.settings import Settings
 from engine.starter import load_starters, read_starter, starter_files
-from engine.supervisor import pool_layout
 from instrument.cli import main
+from tests.pool_fixtures import pools_for  # noqa: F401 (a fixture)
 from tests.tiny_models import write_tiny_model
 
 
@@ -23,19 +22,6 @@ def model_with_starter(tmp_path):
     model = write_tiny_model(tmp_path / "kit.safetensors", ("kick", "snare"))
     assert main(["starter", str(model), "-n", "2", "--device", "cpu"]) == 0
     return model
-
-
-@pytest.fixture
-def pools_for():
-    made = []
-
-    def create(specs) -> Pools:
-        made.append(Pools.create(pool_layout(specs)))
-        return made[-1]
-
-    yield create
-    for pools in made:
-        pools.close()
 
 
 def test_starter_fills_empty_pools_tuned_for_each_pad_and_already_played(model_with_starter, pools_for, tmp_path):

@@ -67,7 +67,7 @@ def distill(setup: DistillSetup, run: Path, output: Path, device: str = "cpu", m
     samples, labels = _teacher_samples(run, teacher, setup, device)
     state = _load_state(run, device)
     student = _student(teacher, state)
-    teachers = _teacher_of_round(teacher, student, state)
+    teachers = _teacher_of_round(teacher, state)
     optimizer = torch.optim.Adam(student.parameters(), lr=setup.learning_rate)
     if state and "optimizer" in state:
         optimizer.load_state_dict(state["optimizer"])
@@ -167,7 +167,7 @@ def _student(teacher: DrumDiffusion, state: dict | None) -> DrumDiffusion:
     return student
 
 
-def _teacher_of_round(teacher: DrumDiffusion, student: DrumDiffusion, state: dict | None) -> DrumDiffusion:
+def _teacher_of_round(teacher: DrumDiffusion, state: dict | None) -> DrumDiffusion:
     if state and "teacher" in state:
         round_teacher = copy.deepcopy(teacher)
         round_teacher.load_state_dict(state["teacher"])
