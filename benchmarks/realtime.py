@@ -226,7 +226,8 @@ def startup(runs: int = 3) -> str:
 
 
 def _time_to_ready(server, preset: Path | None, folder: Path) -> float:
-    folder.mkdir()
+    """Launch `noisepad play` with folder/cache (empty if new) until every pad sounds."""
+    folder.mkdir(exist_ok=True)
     command = [sys.executable, "-m", "instrument.cli", "play", "--audio", "jack", "--virtual",
                "--cache", str(folder / "cache"), "--generator-device", "cpu"] + (["--preset", str(preset)] if preset else [])
     log = folder / "play.log"

@@ -114,8 +114,11 @@ def _read(path: Path, slot_shape: tuple[int, int]) -> PadSnapshot | None:
         with np.load(path, allow_pickle=False) as data:
             version = int(data["version"])
             snapshot = PadSnapshot(data["audio"], data["frames"], data["seeds"], data["fresh"])
-    except Exception as error:  # noqa: BLE001 - whatever is wrong with the file, it is only a cache
-        log.warning("ignoring unreadable cache file %s (%s)", path, error)
+    except OSError as error:
+        log.warning("ignoring unreadable cache file %s (%s)", path, error.strerror or error)
+        return None
+    except Exception:  # noqa: BLE001 - a damaged zip, missing arrays, pickled data: it is only a cache
+        log.warning("ignoring unreadable cache file %s (not a noisepad cache, or damaged)", path)
         return None
     problem = _misfit(snapshot, version, slot_shape)
     if problem:

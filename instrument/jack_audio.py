@@ -7,6 +7,8 @@ JACK) through JACK-Client; python-rtmidi is not used on this path.
 
 Ports: midi_in; out_L and out_R (the main mix, connected to the system's playback ports);
 with per-pad outputs also PAD_L and PAD_R for every pad (direct outputs, not connected).
+The MIDI sources asked for are followed: one that goes away (a controller unplugged) is
+reported, and connected again when a port of that name comes back.
 """
 
 from __future__ import annotations
@@ -56,7 +58,10 @@ class JackPlayer:
         self.pad_block = np.zeros((len(self.pad_ports), MAX_BLOCK, 2), np.float32) if self.pad_ports else None
         self.label = f"JACK ({client.name})"
         self.server_gone = threading.Event()
+        self.ports_changed = threading.Event()
         self.engine: LiveEngine | None = None
+        self.following: tuple[str | None] | None = None   # (wanted,) once MIDI sources are followed
+        self.listening: set[str] = set()
 
     @property
     def rate(self) -> int:
@@ -66,14 +71,16 @@ class JackPlayer:
     def blocksize(self) -> int:
         return self.client.blocksize
 
-    def start(self, engine: LiveEngine, midi_from: list[str]) -> None:
-        """Run `engine`, connect the main outputs to the system's playback and `midi_from` to
-        midi_in."""
+    def start(self, engine: LiveEngine, wanted: str | None, virtual: bool) -> list[str]:
+        """Run `engine`, connect the main outputs to the system's playback and the MIDI
+        outputs `wanted` names (`midi_sources`) to midi_in, unless `virtual`; returns those."""
+        sources = [] if virtual else self.midi_sources(wanted)
         self.engine = engine
         engine.budget = self.blocksize / self.rate
         self.client.set_process_callback(self._process)
         self.client.set_xrun_callback(self._xrun)
         self.client.set_shutdown_callback(self._shutdown)
+        self.client.set_port_registration_callback(self._port_registered, only_available=False)
         self.client.activate()
         # a note sounds in the cycle it came in: one period, plus the server's own output
         # latency, which JACK-Client does not report
@@ -81,21 +88,47 @@ class JackPlayer:
         playback = self.client.get_ports(is_audio=True, is_input=True, is_physical=True)
         for out, system in zip(self.outs, playback):
             self.client.connect(out, system)
-        for source in midi_from:
+        for source in sources:
             self.client.connect(source, self.midi_in)
+        if not virtual:
+            self.following, self.listening = (wanted,), set(sources)
+        return sources
+
+    def follow_midi(self) -> list[str]:
+        """After ports came or went: connect the wanted MIDI sources that are back (or new) and
+        say what changed, one line each. Called from the main thread, never from a callback."""
+        if self.following is None or not self.ports_changed.is_set():
+            return []
+        self.ports_changed.clear()
+        present = set(self._matching(self.following[0]))
+        notices = [f"MIDI input {name} went away" for name in sorted(self.listening - present)]
+        attached = {port.name for port in self.client.get_all_connections(self.midi_in)}
+        for name in sorted(present - attached):
+            try:
+                self.client.connect(name, self.midi_in)
+            except Exception as error:   # jack.JackError: it went again meanwhile
+                notices.append(f"MIDI input {name} could not be connected ({error})")
+                present.discard(name)
+                continue
+            notices.append(f"MIDI input {name} connected")
+        self.listening = present
+        return notices
 
     def midi_sources(self, wanted: str | None) -> list[str]:
         """The JACK MIDI outputs to listen to: those whose name has `wanted` in it (exactly
         that one if it is a full name), else every physical MIDI output (controllers)."""
+        found = self._matching(wanted)
+        if wanted is not None and not found:
+            names = ", ".join(port.name for port in self.client.get_ports(is_midi=True, is_output=True)) or "none"
+            raise InputError(None, f"no JACK MIDI output matches '{wanted}' (JACK MIDI outputs: {names})")
+        return found
+
+    def _matching(self, wanted: str | None) -> list[str]:
         outputs = self.client.get_ports(is_midi=True, is_output=True)
         if wanted is None:
             return [port.name for port in outputs if port.is_physical]
         exact = [port.name for port in outputs if port.name == wanted]
-        found = exact or [port.name for port in outputs if wanted.lower() in port.name.lower()]
-        if not found:
-            names = ", ".join(port.name for port in outputs) or "none"
-            raise InputError(None, f"no JACK MIDI output matches '{wanted}' (JACK MIDI outputs: {names})")
-        return found
+        return exact or [port.name for port in outputs if wanted.lower() in port.name.lower()]
 
     def _process(self, frames: int) -> None:
         started = time.perf_counter()
@@ -120,6 +153,9 @@ class JackPlayer:
     def _xrun(self, delay_usecs: float) -> None:
         if self.engine is not None:
             self.engine.xruns += 1
+
+    def _port_registered(self, port, registered: bool) -> None:
+        self.ports_changed.set()   # JACK forbids connecting from its callbacks: follow_midi does
 
     def _shutdown(self, status, reason: str) -> None:
         self.server_gone.set()   # only a flag: the client must not be touched from here

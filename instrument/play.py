@@ -79,7 +79,7 @@ def _play(options: PlayOptions, preset: Preset, player) -> int:
             _start_writer(stack, recorder, options.record, player.rate)
         print(f"noisepad: {preset.name} on {player.label} at {player.rate} Hz, block {player.blocksize}; "
               f"MIDI in: {midi}; {cached} one-shots from the cache, {starters} from the starter pool. Ctrl-C stops.", file=sys.stderr, flush=True)
-        _status_loop(stop, player.server_gone, engine, pools, supervisor, options.status_every)
+        _status_loop(stop, player, engine, pools, supervisor, options.status_every)
         print("\n" + _summary(engine, pools, supervisor), file=sys.stderr, flush=True)
     if player.server_gone.is_set():
         print("noisepad: the JACK server stopped; the pools are saved", file=sys.stderr, flush=True)
@@ -116,9 +116,8 @@ def _start_player(player, engine: LiveEngine, options: PlayOptions, preset: Pres
     """Start the audio; returns what the MIDI input is, for the start line."""
     wanted = options.midi_in or preset.midi_input
     virtual = options.virtual or preset.midi_virtual
-    if hasattr(player, "midi_sources"):   # JACK: MIDI comes in on our own port
-        sources = [] if virtual else player.midi_sources(wanted)
-        player.start(engine, sources)
+    if hasattr(player, "follow_midi"):   # JACK: MIDI comes in on our own port
+        sources = player.start(engine, wanted, virtual)
         port = f"{player.client.name}:midi_in"
         return f"{port} from {', '.join(sources)}" if sources else f"{port} (connect a MIDI output to it)"
     player.start(engine, wanted, virtual, options.midi_api)
@@ -173,12 +172,15 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def _status_loop(stop: threading.Event, gone: threading.Event, engine: LiveEngine, pools: Pools,
-                 supervisor, every: float) -> None:
+def _status_loop(stop: threading.Event, player, engine: LiveEngine, pools: Pools, supervisor, every: float) -> None:
     tty = sys.stderr.isatty()
+    gone = player.server_gone
+    follow_midi = getattr(player, "follow_midi", list)   # JACK only: rtmidi does not see ports go
     last_line = 0.0
     started, ready = time.monotonic(), False
     while not gone.is_set():
+        for notice in follow_midi():
+            print(f"{chr(13) if tty else ''}noisepad: {notice}", file=sys.stderr, flush=True)
         if not ready and all(pools.available(p) > 0 for p in range(pools.pads)):
             ready = True
             print(f"{chr(13) if tty else ''}noisepad: every pad ready after {time.monotonic() - started:.1f} s",
@@ -205,7 +207,8 @@ def _status(engine: LiveEngine, pools: Pools, supervisor) -> str:
 
 def _summary(engine: LiveEngine, pools: Pools, supervisor) -> str:
     stats, pool = engine.stats(), pools.stats()
-    return (f"noisepad: stopped. hits {stats.hits}, fresh {pool.fresh_hit_ratio:.0%}, empty {stats.empty}, "
+    fresh_hits = sum(pad.fresh_hits for pad in pool.pads)
+    return (f"noisepad: stopped. hits {stats.hits}, fresh {fresh_hits} ({pool.fresh_hit_ratio:.0%}), empty {stats.empty}, "
             f"unmapped {stats.unmapped}, late {stats.late}, xruns {stats.xruns}, callbacks {stats.callbacks}, "
             f"callback p50 {stats.p50_ms:.3f} ms p99 {stats.p99_ms:.3f} ms, note delay {stats.delay_ms:.2f} ms, "
             f"generated {pool.generated}, generator restarts {supervisor.restarts}")

@@ -391,6 +391,7 @@ class JackRecorder:
         self.end = 0  # rows recorded so far
         self.gaps = 0
         self.overflowed = False
+        self.closed = False
         self._next_frame: int | None = None
         self._midi_queue: collections.deque = collections.deque()  # [at, bytes, sent frame]
         self.client.set_process_callback(self._process)
@@ -489,8 +490,11 @@ class JackRecorder:
         return None if len(loud) == 0 else base + lo + int(loud[0])
 
     def close(self) -> None:
-        self.client.deactivate()
-        self.client.close()
+        """Leave the server (its ports go away); a second call does nothing."""
+        if not self.closed:
+            self.closed = True
+            self.client.deactivate()
+            self.client.close()
 
     def __enter__(self):
         return self

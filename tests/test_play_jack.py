@@ -3,7 +3,8 @@
 noisepad as a JACK client of its own: MIDI sent at exact frames sounds at exactly those frames
 (jitter 0), on the main mix and on the pad's own port; a generator killed with SIGKILL comes
 back while every note still sounds on time; the server stopping under it ends play with one
-line and exit 1, pools saved. Through PortAudio and python-rtmidi: every note sounds."""
+line and exit 1, pools saved; a MIDI controller unplugged and plugged back in plays again.
+Through PortAudio and python-rtmidi: every note sounds."""
 
 import os
 import signal
@@ -48,10 +49,10 @@ def click_preset(tmp_path, kit_model_file):
     })
 
 
-def start_play(server, preset, tmp_path, *options):
+def start_play(server, preset, tmp_path, *options, virtual=True):
     env = dict(server.env, PYTHONUNBUFFERED="1")
     options = options or ("--midi-api", "jack", "--device", "JACK", "--blocksize", str(PERIOD))
-    command = [sys.executable, "-m", "instrument.cli", "play", "--virtual", *options,
+    command = [sys.executable, "-m", "instrument.cli", "play", *(["--virtual"] if virtual else []), *options,
                "--preset", str(preset), "--cache", str(tmp_path / "cache"), "--generator-device", "cpu",
                "--record", str(tmp_path / "take.wav")]
     log = open(tmp_path / "play.log", "w+")
@@ -258,3 +259,56 @@ def test_a_recording_that_hits_the_file_size_limit_stops_with_a_message_and_stay
     assert None not in onsets                                   # the audio went on
     audio, rate = soundfile.read(str(tmp_path / "take.wav"))   # and the take plays
     assert rate == RATE and 0.5 * RATE < len(audio) <= limit / 6
+
+
+def test_a_controller_unplugged_and_plugged_back_in_plays_again(click_preset, tmp_path):
+    with jack_server(rate=RATE, period=PERIOD) as server:
+        controller = JackRecorder(server, channels=0, name="controller")
+        process, log = start_play(server, click_preset, tmp_path, "--audio", "jack", "--midi-in", "controller",
+                                  virtual=False)
+        try:
+            wait_for(log, "every pad ready", process)
+            with JackRecorder(server, channels=2, seconds=30, midi=False) as recorder:
+                recorder.connect("noisepad:out_L", "noisepad:out_R")
+                before = controller.send_midi([0x99, 36, 100], at=controller.frame_time + RATE // 10)
+                controller.close()                      # unplugged: its port goes away
+                wait_for(log, "MIDI input controller:midi_out went away", process)
+                controller = JackRecorder(server, channels=0, name="controller")   # plugged back in
+                wait_for(log, "MIDI input controller:midi_out connected", process)
+                after = controller.send_midi([0x99, 38, 100], at=controller.frame_time + RATE // 10)
+                recorder.wait_until(after + RATE // 4)
+                onsets = [recorder.first_onset(after=frame) for frame in (before, after)]
+        finally:
+            controller.close()
+            output = stop_play(process, log)
+    assert process.returncode == 0, output
+    assert "Traceback" not in output, output
+    assert onsets[0] - before == onsets[1] - after   # both notes sound, at the same latency
+
+
+def test_a_corrupt_cache_is_a_warning_then_play_starts_from_scratch(click_preset, tmp_path):
+    specs = [pad.spec for pad in load_preset(click_preset, samplerate=RATE).pads]
+    garbage, folder = cache_files(specs, tmp_path / "cache")
+    garbage.parent.mkdir(parents=True, exist_ok=True)
+    garbage.write_bytes(b"not a cache at all")
+    folder.mkdir()                                          # a folder where a pad's file goes
+    with jack_server(rate=RATE, period=PERIOD) as server:
+        process, log = start_play(server, click_preset, tmp_path, "--audio", "jack")
+        try:
+            wait_for(log, "every pad ready", process)
+            with JackRecorder(server, channels=0, name="keys") as keys, \
+                    JackRecorder(server, channels=2, seconds=10, midi=False) as recorder:
+                recorder.connect("noisepad:out_L", "noisepad:out_R")
+                keys.connect_midi("noisepad:midi_in")
+                sent = keys.schedule_midi([(keys.frame_time + RATE // 10 + i * 4410, [0x99, 36 + 2 * i, 100]) for i in range(2)])
+                recorder.wait_until(sent[-1] + RATE // 4)
+                onsets = [recorder.first_onset(after=frame) for frame in sent]
+        finally:
+            output = stop_play(process, log)
+    assert process.returncode == 0, output
+    assert "Traceback" not in output, output
+    assert f"ignoring unreadable cache file {garbage} (not a noisepad cache, or damaged)" in output
+    assert f"cannot write cache {folder}" in output              # where a folder stands in its way
+    assert None not in onsets                                   # both pads play, made afresh
+    with np.load(garbage, allow_pickle=False) as saved:         # and the pools were saved over it
+        assert len(saved["seeds"]) > 0
