@@ -35,7 +35,8 @@ from engine.supervisor import GeneratorConfig
 
 IDLE_SLEEP_S = 0.02    # when every pool is full
 GRANT_QUIET_S = 0.03   # after a batch, wait for lent slots until none came for this long
-CPU_FIRST_BATCH = 4    # on a CPU a one-shot takes about a second: 4 pads sound within seconds
+CPU_BATCH = 4          # on a CPU a one-shot takes seconds: 4 pads sound within seconds of a cold start
+GPU_BATCH = 16
 log = logging.getLogger("noisepad.generator")
 
 
@@ -100,8 +101,10 @@ class Producer:
     def plan(self) -> list[int]:
         """Pads to make one one-shot each for (a pad may repeat): the most urgent pad and the
         pads that can share its batch, most urgent first. While any of them has nothing to
-        play, only those, one each, in a small batch: every pad sounds soon after a cold start.
-        Then one more for each pad in turn, so no pool deepens while another waits."""
+        play, only those, one each: every pad sounds soon after a cold start.
+        Then each one-shot goes to the pad whose fresh ones would run out first at the rate it
+        is played: the pads being played stay fresh, and before anything is played the pools
+        fill in turn, so no pool deepens while another waits."""
         pools = self.pools
         wanting = [p for p, job in enumerate(self.jobs) if job is not None and self.need(p) > 0]
         if not wanting:
@@ -111,17 +114,27 @@ class Producer:
         sharing = [p for p in wanting if self.jobs[p].batch_key == key]
         silent = [p for p in sharing if pools.available(p) == 0 and not self.pending[p]]
         if silent:
-            return silent[: self.first_batch]
+            return silent[: self.max_batch]
         needs = {p: self.need(p) for p in sharing}
-        batch = [p for depth in range(max(needs.values())) for p in sharing if needs[p] > depth]
-        return batch[: self.config.max_batch]
+        chosen = dict.fromkeys(sharing, 0)
+        batch = []
+        for _ in range(min(self.max_batch, sum(needs.values()))):
+            p = min((q for q in sharing if chosen[q] < needs[q]), key=lambda q: self._lasts(q, chosen[q]))
+            chosen[p] += 1
+            batch.append(p)
+        return batch
+
+    def _lasts(self, p: int, extra: int) -> float:
+        """How long pad p's fresh one-shots (with `extra` more) last at the rate it is played,
+        in units shared by every pad: hits so far stand for its rate."""
+        return (self.pools.fresh(p) + len(self.pending[p]) + extra + 1) / (int(self.pools.hits[p]) + 1)
 
     @property
-    def first_batch(self) -> int:
-        if self.config.first_batch is not None:
-            return self.config.first_batch
+    def max_batch(self) -> int:
+        if self.config.max_batch is not None:
+            return self.config.max_batch
         on_cpu = all(job is None or next(job.model.parameters()).device.type == "cpu" for job in self.jobs)
-        return min(CPU_FIRST_BATCH, self.config.max_batch) if on_cpu else self.config.max_batch
+        return CPU_BATCH if on_cpu else GPU_BATCH
 
     def make(self, batch: list[int]) -> int:
         """Generate one one-shot per entry of `batch`; returns how many came out usable."""

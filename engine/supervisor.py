@@ -28,8 +28,7 @@ class GeneratorConfig:
     precision: str = "fp32"            # fp32, or fp16/bf16 on a GPU
     cache_dir: Path | None = None      # None: no cache saving
     save_every: float = 30.0           # seconds between cache saves
-    max_batch: int = 16
-    first_batch: int | None = None     # batch size while a pad has nothing to play; None: 4 on a CPU, else max_batch
+    max_batch: int | None = None       # None: 4 on a CPU (no faster per one-shot in bigger batches, and later), 16 else
     seed: int | None = None            # seeds the stream of one-shot seeds; None: random
     threads: int | None = None         # torch CPU threads; None: torch's default
 

@@ -96,14 +96,36 @@ def test_most_urgent_pads_first(kit_model_file, pools_for):
 def test_every_pad_gets_a_first_one_shot_before_any_pool_deepens(kit_model_file, pools_for):
     specs = [PadSpec(f"pad{i}", kit_model_file, "kick", 3, FAST) for i in range(6)]
     pools = pools_for(specs)
-    producer = Producer(config(specs, pools, seed=2, max_batch=16), pools)   # on the CPU: first batches of 4
+    producer = Producer(config(specs, pools, seed=2), pools)   # on the CPU: batches of 4
     order = []
     while batch := producer.plan():
         order.append(batch)
         producer.make(batch)
         producer.deliver(quiet=0.0)
-    assert order == [[0, 1, 2, 3], [4, 5], [0, 1, 2, 3, 4, 5] * 2]
+    assert order == [[0, 1, 2, 3], [4, 5], [0, 1, 2, 3], [4, 5, 4, 5], [0, 1, 2, 3]]
     assert all(pools.fresh(p) == 3 for p in range(6))
+
+
+def test_one_shots_go_to_the_pads_being_played_in_proportion(kit_model_file, pools_for):
+    specs = [PadSpec(name, kit_model_file, "kick", 8, FAST) for name in ("hat", "snare", "unplayed")]
+    pools = pools_for(specs)
+    hat, snare, unplayed = range(3)
+    for p in range(3):   # each has something to play, already heard (the starter pool)
+        pools.preload(p, np.ones((2, 1024), np.float32), seed=p, fresh=False)
+    for p, hits in ((hat, 30), (snare, 10)):
+        for _ in range(hits):
+            pools.take(p)
+
+    producer = Producer(config(specs, pools, seed=3, max_batch=8), pools)
+    order = []
+    while batch := producer.plan():
+        order.append(batch)
+        producer.make(batch)
+        producer.deliver(quiet=0.0)
+    first = order[0]
+    assert unplayed not in first and first.count(hat) > first.count(snare) > 0   # three times the hits, more of them
+    assert order[0] + order[1] == sorted(order[0] + order[1], key=lambda p: p == unplayed)   # the unplayed pad last
+    assert all(pools.fresh(p) == 7 for p in range(3))   # the slot last played stays the player's
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
