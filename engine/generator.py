@@ -11,10 +11,11 @@ serving what they hold and the supervisor starts a new one.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -27,7 +28,7 @@ from engine.errors import InputError
 from engine.generate import Item, generate
 from engine.device import pick_device, pick_dtype
 from engine.modelfile import DrumDiffusion, load_model
-from engine.settings import MAX_SEED
+from engine.settings import MAX_SEED, Settings
 from engine.pads import PadSpec
 from engine.pool import GENERATED_TOTAL, Pools
 from engine.resample import to_playback
@@ -49,10 +50,6 @@ class PadJob:
     class_index: int | None
     source: np.ndarray | None
 
-    @property
-    def batch_key(self) -> tuple:
-        # a batch shares one model and one Settings; variation and plain items cannot mix
-        return (id(self.model), self.spec.settings, self.source is not None)
 
 
 class Producer:
@@ -63,7 +60,7 @@ class Producer:
         entropy = None if config.seed is None else [config.seed, run_index]
         self.rng = np.random.default_rng(entropy)
         self.jobs = _prepare_jobs(config, strict)
-        self.pending: list[list[tuple[np.ndarray, int]]] = [[] for _ in config.specs]
+        self.pending: list[list[tuple[np.ndarray, int, tuple[float, float]]]] = [[] for _ in config.specs]
         self.last_save = time.monotonic()
         self.saved_state: tuple[int, int] | None = None
 
@@ -96,7 +93,24 @@ class Producer:
         raise InputError(self.config.specs[0].model, "the model keeps producing silent or invalid audio")
 
     def need(self, p: int) -> int:
+        if self.pools.held[p]:
+            return 0   # held: the pad replays what it has
         return self.pools.sizes[p] - self.pools.fresh(p) - len(self.pending[p])
+
+    def settings(self, p: int) -> Settings:
+        """The pad's settings, with the live knobs (strength, guidance) where one has turned."""
+        settings = self.jobs[p].spec.settings
+        strength, guidance = float(self.pools.strength[p]), float(self.pools.guidance[p])
+        if not math.isnan(strength):
+            settings = replace(settings, strength=strength)
+        if not math.isnan(guidance):
+            settings = replace(settings, guidance=guidance)
+        return settings
+
+    def batch_key(self, p: int) -> tuple:
+        # a batch shares one model and one Settings; variation and plain items cannot mix
+        job = self.jobs[p]
+        return (id(job.model), self.settings(p), job.source is not None)
 
     def plan(self) -> list[int]:
         """Pads to make one one-shot each for (a pad may repeat): the most urgent pad and the
@@ -110,8 +124,8 @@ class Producer:
         if not wanting:
             return []
         wanting.sort(key=lambda p: (pools.fresh(p) > 0, -int(pools.hits[p]), pools.fresh(p)))
-        key = self.jobs[wanting[0]].batch_key
-        sharing = [p for p in wanting if self.jobs[p].batch_key == key]
+        key = self.batch_key(wanting[0])
+        sharing = [p for p in wanting if self.batch_key(p) == key]
         silent = [p for p in sharing if pools.available(p) == 0 and not self.pending[p]]
         if silent:
             return silent[: self.max_batch]
@@ -142,14 +156,16 @@ class Producer:
         first = self.jobs[batch[0]]
         seeds = [int(seed) for seed in self.rng.integers(0, MAX_SEED, size=len(batch), endpoint=True)]
         items = [Item(seed, self.jobs[p].class_index, self.jobs[p].source) for p, seed in zip(batch, seeds)]
-        results = generate(first.model, items, first.spec.settings)
+        settings = self.settings(batch[0])   # every pad of a batch shares them (batch_key)
+        results = generate(first.model, items, settings)
         rate = first.model.config.sample_rate
         made = 0
         for p, seed, audio in zip(batch, seeds, results):
             if audio is None:
                 continue  # NaN or silence; the pad stays wanting, so it is made again
             spec = self.jobs[p].spec
-            self.pending[p].append((to_playback(audio, rate, spec.sample_rate, spec.tune, spec.decay), seed))
+            made_with = (settings.strength, settings.guidance)
+            self.pending[p].append((to_playback(audio, rate, spec.sample_rate, spec.tune, spec.decay), seed, made_with))
             made += 1
         self.pools.note_batch(batch, made, len(batch) - made, time.monotonic() - started)
         return made
@@ -169,8 +185,8 @@ class Producer:
     def _deliver_pad(self, p: int, pending: list) -> int:
         written = 0
         for slot in self.pools.owned_slots(p)[: len(pending)]:
-            audio, seed = pending.pop(0)
-            self.pools.publish(p, int(slot), audio, seed)
+            audio, seed, made_with = pending.pop(0)
+            self.pools.publish(p, int(slot), audio, seed, made_with)
             written += 1
         if pending:
             self.pools.request_slots(p, len(pending))

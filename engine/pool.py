@@ -1,7 +1,7 @@
 """Per-pad pools of one-shots in shared memory, shared lock-free by two parties.
 
-The *consumer* is the instrument's audio callback thread: only it calls `take`, `release` and
-`service`. The *producer* is the generator process: only it calls `owned_slots`,
+The *consumer* is the instrument's audio callback thread: only it calls `take`, `release`,
+`refresh` and `service`, and writes `held` and the live knobs `strength` and `guidance`. The *producer* is the generator process: only it calls `owned_slots`,
 `request_slots`, `publish`, `recover` and `note_batch`. `Pools.create` runs in the instrument
 process, `Pools.attach(handle)` in the generator process; both see the same numpy views.
 
@@ -42,8 +42,12 @@ ALIGN = 64
 # writer of each field: C = consumer (audio thread), P = producer (generator process)
 PAD_FIELDS = (
     "head", "intent_slot", "intent_head", "wants", "generated", "last_batch",  # P
-    "tail", "grants", "hits", "fresh_hits", "misses", "lru_first", "lru_last",  # C
+    "tail", "grants", "hits", "fresh_hits", "misses", "lru_first", "lru_last", "held",  # C
 )
+# live generation settings per pad, written by the consumer (a knob), read by the producer;
+# NaN: as the pad's spec says. Per slot, the producer records the values each one-shot was made with.
+PAD_KNOBS = ("strength", "guidance")   # C
+SLOT_KNOBS = ("made_strength", "made_guidance")   # P
 SLOT_FIELDS = (
     "filled", "frames", "seed", "ring",      # P
     "lent", "voices", "lru_prev", "lru_next",  # C
@@ -111,6 +115,8 @@ class Pools:
     generated: np.ndarray; last_batch: np.ndarray                                      # noqa: E702
     lent: np.ndarray; filled: np.ndarray; voices: np.ndarray                           # noqa: E702
     frames: np.ndarray; seed: np.ndarray; totals: np.ndarray; rate: np.ndarray         # noqa: E702
+    held: np.ndarray; strength: np.ndarray; guidance: np.ndarray                       # noqa: E702
+    made_strength: np.ndarray; made_guidance: np.ndarray                               # noqa: E702
 
     def __init__(self, memory: shared_memory.SharedMemory, layout: tuple[PadLayout, ...], owner: bool):
         self._memory = memory
@@ -137,6 +143,8 @@ class Pools:
         pools.lru_first[:] = -1
         pools.lru_last[:] = -1
         pools.intent_slot[:] = -1
+        for name in PAD_KNOBS + SLOT_KNOBS:
+            getattr(pools, name)[:] = np.nan
         pools._header[0] = MAGIC
         return pools
 
@@ -163,7 +171,7 @@ class Pools:
 
     def close(self) -> None:
         """Drop this process's mapping; the creator also removes the shared memory."""
-        for name in ("audio", "_header", *PAD_FIELDS, *SLOT_FIELDS, "totals", "rate"):
+        for name in ("audio", "_header", *PAD_FIELDS, *SLOT_FIELDS, *PAD_KNOBS, *SLOT_KNOBS, "totals", "rate"):
             self.__dict__.pop(name, None)
         try:
             self._memory.close()
@@ -218,6 +226,15 @@ class Pools:
         self._append_played(p, s)
         self.voices[p, s] += 1
         return s
+
+    def refresh(self, p: int) -> None:
+        """Make every fresh one-shot of pad p stale (played): the producer replaces them first,
+        and they play only while nothing new has come."""
+        tail, head = int(self.tail[p]), int(self.head[p])
+        for i in range(tail, head):
+            s = int(self.ring[p, i % self.sizes[p]])
+            self._append_played(p, s)
+        self.tail[p] = head
 
     def release(self, p: int, s: int) -> None:
         """A voice playing slot s of pad p has ended."""
@@ -289,10 +306,12 @@ class Pools:
             self.wants[p] += more
             self.totals[WANTS_TOTAL] += more
 
-    def publish(self, p: int, s: int, audio: np.ndarray, seed: int) -> None:
+    def publish(self, p: int, s: int, audio: np.ndarray, seed: int, made_with: tuple[float, float] | None = None) -> None:
         """Copy a one-shot (channels, frames) into slot s, which the producer owns, and make it
-        fresh. Longer audio is cut to the pad's frames."""
+        fresh. Longer audio is cut to the pad's frames. `made_with`: the (strength, guidance)
+        it was made with."""
         self._write(p, s, audio, seed)
+        self.made_strength[p, s], self.made_guidance[p, s] = made_with or (np.nan, np.nan)
         self.intent_head[p] = self.head[p]   # redo record, see recover()
         self.intent_slot[p] = s
         self.filled[p, s] += 1               # now the consumer's ...
@@ -397,6 +416,8 @@ def _carve(buffer, layout: tuple[PadLayout, ...]) -> tuple[dict, int]:
     arrays = [("header", np.int64, (1,)), ("totals", np.int64, (len(TOTAL_FIELDS),)), ("rate", np.float64, (1,))]
     arrays += [(name, np.int64, (pads,)) for name in PAD_FIELDS]
     arrays += [(name, np.int64, (pads, slots)) for name in SLOT_FIELDS]
+    arrays += [(name, np.float64, (pads,)) for name in PAD_KNOBS]
+    arrays += [(name, np.float64, (pads, slots)) for name in SLOT_KNOBS]
     views, offset = {}, 0
     for name, dtype, shape in arrays:
         views[name] = None if buffer is None else np.ndarray(shape, dtype, buffer=buffer, offset=offset)

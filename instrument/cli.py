@@ -89,6 +89,8 @@ def _add_play(commands) -> None:
     command.add_argument("--blocksize", type=int, help="PortAudio: frames per audio block (default 128); JACK uses the server's period")
     command.add_argument("--record", type=Path, help="also write the output to this WAV file")
     command.add_argument("--cache", type=Path, help="folder for the pools' cache (default: the platform's cache folder)")
+    command.add_argument("--keep-dir", type=Path, default=Path("noisepad-keepers"),
+                         help="where a preset's keep button writes one-shots (default: ./noisepad-keepers)")
     command.add_argument("--generator-device", help="torch device for generation: cpu, cuda, mps (default: best available)")
     command.add_argument("--precision", default="fp32", help="fp32, or fp16/bf16 on a GPU")
     command.set_defaults(run=run_play)
@@ -101,7 +103,7 @@ def run_play(args) -> int:
     return play(PlayOptions(
         preset=args.preset, audio=args.audio, outputs=args.outputs, midi_in=args.midi_in, virtual=args.virtual, midi_api=args.midi_api,
         channel=args.channel, device=device, samplerate=args.samplerate, blocksize=args.blocksize,
-        record=args.record, cache=args.cache, generator_device=args.generator_device,
+        record=args.record, cache=args.cache, keep_dir=args.keep_dir, generator_device=args.generator_device,
         precision=args.precision,
     ))
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from instrument.controls import ControlMap
 from instrument.mixer import Mixer
 from instrument.scheduler import EventQueue, Scheduler
 
@@ -69,10 +70,10 @@ class LiveEngine:
     a JACK client applies its MIDI events through `scheduler.apply`, then calls `render`."""
 
     def __init__(self, mixer: Mixer, queue: EventQueue, note_to_pad, sample_rate: int,
-                 channel: int | None = None, recorder: Recorder | None = None):
+                 channel: int | None = None, recorder: Recorder | None = None, controls: ControlMap | None = None):
         self.mixer = mixer
         self.sample_rate = sample_rate
-        self.scheduler = Scheduler(queue, mixer, note_to_pad, sample_rate, delay=-1.0, channel=channel)
+        self.scheduler = Scheduler(queue, mixer, note_to_pad, sample_rate, delay=-1.0, channel=channel, controls=controls)
         self.recorder = recorder
         self.durations = np.zeros(TIMING_WINDOW, np.float64)
         self.callbacks = 0

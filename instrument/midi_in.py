@@ -15,7 +15,7 @@ from typing import Callable
 import mido
 
 from engine.errors import InputError
-from instrument.scheduler import NOTE_OFF, NOTE_ON, EventQueue
+from instrument.scheduler import CONTROL_CHANGE, NOTE_OFF, NOTE_ON, EventQueue
 
 VIRTUAL_PORT_NAME = "noisepad"
 APIS = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK", "coremidi": "MACOSX_CORE", "winmm": "WINDOWS_MM"}
@@ -102,8 +102,12 @@ def open_input(queue: EventQueue, clock: Callable[[], float], name: str | None =
         message, delta = event
         when = arrival.stamp(delta)
         status = message[0]
-        if status & 0xE0 == NOTE_OFF and len(message) == 3:   # note-off 0x8n or note-on 0x9n
+        if len(message) != 3:
+            return
+        if status & 0xE0 == NOTE_OFF:   # note-off 0x8n or note-on 0x9n
             queue.push(when, status, message[1], message[2] if status & 0xF0 == NOTE_ON else 0)
+        elif status & 0xF0 == CONTROL_CHANGE:
+            queue.push(when, status, message[1], message[2])
 
     try:
         with _quiet_stderr():

@@ -48,6 +48,8 @@ class Mixer:
         self.sample_rate = sample_rate
         self.max_voices = max_voices
         self.counters = MixerCounters()
+        self._gains = [p.gain for p in pads]
+        self._pans = [p.pan for p in pads]
         self._pad_gains = np.array([[_balance(p.pan, side) * p.gain for side in (0, 1)] for p in pads], np.float32)
         self._velocity = np.stack([velocity_table(p.velocity_curve) for p in pads])
         self._choke = [p.choke for p in pads]
@@ -96,6 +98,19 @@ class Mixer:
         self.started[v] = self._order
         self._order += 1
         return True
+
+    def set_gain_db(self, pad: int, gain_db: float) -> None:
+        """From the next hit on (a knob): the pad's gain."""
+        self._gains[pad] = 10 ** (gain_db / 20)
+        self._update_pad_gain(pad)
+
+    def set_pan(self, pad: int, pan: float) -> None:
+        self._pans[pad] = pan
+        self._update_pad_gain(pad)
+
+    def _update_pad_gain(self, pad: int) -> None:
+        for side in (0, 1):
+            self._pad_gains[pad, side] = _balance(self._pans[pad], side) * self._gains[pad]
 
     def note_off(self, pad: int, offset: int = 0) -> None:
         if not self._release[pad]:

@@ -11,12 +11,16 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from engine.cache import load_pools, save_pools
 from engine.errors import InputError
 from engine.modelconfig import first_line
 from engine.pool import Pools
 from engine.starter import load_starters
 from engine.supervisor import GeneratorConfig, GeneratorSupervisor, pool_layout
+from instrument.controls import ControlMap
+from instrument.keepers import write_keeper
 from instrument.kit import pad_mixes
 from instrument.live import LiveEngine, Recorder
 from instrument.mixer import Mixer
@@ -40,6 +44,7 @@ class PlayOptions:
     blocksize: int | None = None
     record: Path | None = None
     cache: Path | None = None
+    keep_dir: Path = Path("noisepad-keepers")
     generator_device: str | None = None   # None: the best there is (resolved in the generator process)
     precision: str = "fp32"
     status_every: float = 0.5
@@ -72,14 +77,16 @@ def _play(options: PlayOptions, preset: Preset, player) -> int:
         recorder = Recorder(RECORD_BUFFER_S, player.rate) if options.record else None
         mixer = Mixer(pools, pad_mixes(preset), player.rate, max_blocksize=max(player.blocksize, 8192))
         channel = options.channel if options.channel is not None else preset.midi_channel
-        engine = LiveEngine(mixer, EventQueue(), preset.note_to_pad, player.rate, channel, recorder)
+        controls = ControlMap(preset.controls, len(preset.pads), mixer, pools)
+        engine = LiveEngine(mixer, EventQueue(), preset.note_to_pad, player.rate, channel, recorder, controls)
         stack.callback(player.close)   # before the pools go: the callback reads them
         midi = _start_player(player, engine, options, preset)
         if recorder is not None:
             _start_writer(stack, recorder, options.record, player.rate)
         print(f"noisepad: {preset.name} on {player.label} at {player.rate} Hz, block {player.blocksize}; "
               f"MIDI in: {midi}; {cached} one-shots from the cache, {starters} from the starter pool. Ctrl-C stops.", file=sys.stderr, flush=True)
-        _status_loop(stop, player, engine, pools, supervisor, options.status_every)
+        keep = lambda: _write_keepers(controls, pools, preset, options.keep_dir, player.rate)   # noqa: E731
+        _status_loop(stop, player, engine, pools, supervisor, options.status_every, keep)
         print("\n" + _summary(engine, pools, supervisor), file=sys.stderr, flush=True)
     if player.server_gone.is_set():
         print("noisepad: the JACK server stopped; the pools are saved", file=sys.stderr, flush=True)
@@ -172,14 +179,30 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def _status_loop(stop: threading.Event, player, engine: LiveEngine, pools: Pools, supervisor, every: float) -> None:
+def _write_keepers(controls: ControlMap, pools: Pools, preset: Preset, folder: Path, rate: int) -> list[str]:
+    """The one-shots the keep button asked for since the last call; a line for each."""
+    notices = []
+    for p in np.flatnonzero(controls.keep_requests != controls.keeps_done):
+        controls.keeps_done[p] = controls.keep_requests[p]
+        pad = preset.pads[p]
+        try:
+            path = write_keeper(pools, int(p), pad, folder, rate)
+        except (InputError, OSError) as error:
+            notices.append(f"cannot keep {pad.name}'s one-shot ({first_line(error)})")
+            continue
+        notices.append(f"kept {pad.name}'s last one-shot as {path}" if path else f"{pad.name} has played nothing to keep")
+    return notices
+
+
+def _status_loop(stop: threading.Event, player, engine: LiveEngine, pools: Pools, supervisor, every: float,
+                 keep=list) -> None:
     tty = sys.stderr.isatty()
     gone = player.server_gone
     follow_midi = getattr(player, "follow_midi", list)   # JACK only: rtmidi does not see ports go
     last_line = 0.0
     started, ready = time.monotonic(), False
     while not gone.is_set():
-        for notice in follow_midi():
+        for notice in follow_midi() + keep():
             print(f"{chr(13) if tty else ''}noisepad: {notice}", file=sys.stderr, flush=True)
         if not ready and all(pools.available(p) > 0 for p in range(pools.pads)):
             ready = True

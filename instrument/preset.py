@@ -16,16 +16,18 @@ from engine.errors import InputError
 from engine.modelconfig import read_config
 from engine.pads import PadSpec
 from engine.settings import SAMPLERS, SCHEDULES, Settings, model_settings
+from instrument.controls import BUTTONS, DEFAULT_RANGES, KNOBS, Control
 from instrument.velocity import CURVES
 
 DEFAULT_PRESET = Path(__file__).resolve().parent.parent / "presets" / "default.yaml"
-TOP_KEYS = {"name", "models", "pads", "midi", "audio"}
+TOP_KEYS = {"name", "models", "pads", "controls", "midi", "audio"}
 PAD_KEYS = {
     "notes", "model", "class", "pool", "steps", "sampler", "schedule", "guidance", "variation",
     "gain_db", "pan", "tune", "decay", "velocity_curve", "choke", "release_on_note_off",
 }
 MIDI_KEYS = {"input", "channel", "virtual"}
 AUDIO_KEYS = {"device", "blocksize", "samplerate"}
+CONTROL_KEYS = {"cc", "note", "knob", "button", "pad", "range"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class Preset:
     blocksize: int = 128
     samplerate: int | None = None
     note_to_pad: tuple[int, ...] = field(default=())   # 128 entries: pad index, or -1
+    controls: tuple[Control, ...] = ()
 
     def pad(self, name: str) -> Pad:
         for pad in self.pads:
@@ -154,6 +157,8 @@ def load_preset(path: str | Path | None = None, samplerate: int | None = None) -
     pads = tuple(_read_pad(reader, name, node, models, rate) for name, node in reader.mapping(top["pads"], "pads").items())
     if not pads:
         reader.fail(top["pads"], "pads", "a preset needs at least one pad")
+    note_to_pad = _note_table(reader, top["pads"], pads)
+    controls = _read_controls(reader, top["controls"], pads, note_to_pad) if "controls" in top else ()
     return Preset(
         path=path,
         name=reader.text(top["name"], "name") if "name" in top else path.stem,
@@ -164,7 +169,8 @@ def load_preset(path: str | Path | None = None, samplerate: int | None = None) -
         audio_device=reader.scalar(audio["device"], "audio.device") if "device" in audio else None,
         blocksize=reader.number(audio["blocksize"], "audio.blocksize", 16, 4096, integer=True) if "blocksize" in audio else 128,
         samplerate=rate,
-        note_to_pad=_note_table(reader, top["pads"], pads),
+        note_to_pad=note_to_pad,
+        controls=controls,
     )
 
 
@@ -280,3 +286,44 @@ def _note_table(reader, pads_node, pads) -> tuple[int, ...]:
                 reader.fail(notes_node, f"pads.{pad.name}.notes", f"note {note} is already mapped to pad '{other}'")
             table[note] = index
     return tuple(table)
+
+
+def _read_controls(reader: _Reader, node, pads, note_to_pad) -> tuple[Control, ...]:
+    if not isinstance(node, yaml.SequenceNode):
+        reader.fail(node, "controls", "must be a list of mappings such as {cc: 74, knob: gain_db, pad: snare}")
+    return tuple(_read_control(reader, item, f"controls[{i}]", pads, note_to_pad) for i, item in enumerate(node.value))
+
+
+def _read_control(reader: _Reader, node, key: str, pads, note_to_pad) -> Control:
+    fields = reader.mapping(node, key, CONTROL_KEYS)
+    sources = [name for name in ("cc", "note") if name in fields]
+    actions = [name for name in ("knob", "button") if name in fields]
+    if len(sources) != 1:
+        reader.fail(node, key, "needs exactly one of cc or note")
+    if len(actions) != 1:
+        reader.fail(node, key, "needs exactly one of knob or button")
+    source, action_kind = sources[0], actions[0]
+    number = reader.number(fields[source], f"{key}.{source}", 0, 127, integer=True)
+    if source == "note" and note_to_pad[number] >= 0:
+        reader.fail(fields[source], f"{key}.note", f"note {number} already plays pad '{pads[note_to_pad[number]].name}'")
+    names = KNOBS if action_kind == "knob" else BUTTONS
+    action = reader.text(fields[action_kind], f"{key}.{action_kind}", choices=sorted(names))
+    if action_kind == "knob" and source == "note":
+        reader.fail(fields["note"], f"{key}.note", "a knob needs a cc (a note is a button)")
+    pad = None
+    if "pad" in fields:
+        name = reader.text(fields["pad"], f"{key}.pad", choices=[p.name for p in pads])
+        pad = [p.name for p in pads].index(name)
+    low, high = DEFAULT_RANGES.get(action, (0.0, 1.0))
+    if "range" in fields:
+        if action_kind != "knob":
+            reader.fail(fields["range"], f"{key}.range", "only a knob has a range")
+        low, high = _read_range(reader, fields["range"], f"{key}.range", *KNOBS[action])
+    return Control(source, number, action, pad, float(low), float(high))
+
+
+def _read_range(reader: _Reader, node, key: str, lowest: float, highest: float) -> tuple[float, float]:
+    if not isinstance(node, yaml.SequenceNode) or len(node.value) != 2:
+        reader.fail(node, key, f"must be two numbers [at 0, at 127] from {lowest:g} to {highest:g}")
+    low, high = (reader.number(item, key, lowest, highest) for item in node.value)
+    return low, high

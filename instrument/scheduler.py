@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections import deque
 
+from instrument.controls import ControlMap
 from instrument.mixer import Mixer
 
-NOTE_OFF, NOTE_ON = 0x80, 0x90
+NOTE_OFF, NOTE_ON, CONTROL_CHANGE = 0x80, 0x90, 0xB0
 
 
 class EventQueue:
@@ -34,8 +35,9 @@ class EventQueue:
 
 class Scheduler:
     def __init__(self, queue: EventQueue, mixer: Mixer, note_to_pad, sample_rate: int,
-                 delay: float, channel: int | None = None):
+                 delay: float, channel: int | None = None, controls: ControlMap | None = None):
         self.queue = queue
+        self.controls = controls
         self.mixer = mixer
         self.note_to_pad = list(note_to_pad)
         self.sample_rate = sample_rate
@@ -72,7 +74,14 @@ class Scheduler:
         kind = status & 0xF0
         if self.channel is not None and status & 0x0F != self.channel:
             return
+        if kind == CONTROL_CHANGE:
+            if self.controls is not None:
+                self.controls.cc(note, velocity)
+            return
         if kind not in (NOTE_ON, NOTE_OFF):
+            return
+        if self.controls is not None and self.controls.handles_note(note):
+            self.controls.note(note, pressed=kind == NOTE_ON and velocity > 0)
             return
         pad = self.note_to_pad[note]
         if pad < 0:

@@ -312,3 +312,30 @@ def test_a_corrupt_cache_is_a_warning_then_play_starts_from_scratch(click_preset
     assert None not in onsets                                   # both pads play, made afresh
     with np.load(garbage, allow_pickle=False) as saved:         # and the pools were saved over it
         assert len(saved["seeds"]) > 0
+
+
+def test_a_cc_knob_turns_the_next_hit_down_and_a_cc_button_keeps_the_last_one_shot(click_preset, tmp_path):
+    with open(click_preset, "a") as preset:
+        preset.write("controls:\n  - {cc: 7, knob: gain_db, pad: click, range: [-24, 0]}\n"
+                     "  - {cc: 20, button: keep, pad: click}\n")
+    with jack_server(rate=RATE, period=PERIOD) as server:
+        process, log = start_play(server, click_preset, tmp_path, "--audio", "jack", "--keep-dir", str(tmp_path / "keepers"))
+        try:
+            wait_for(log, "every pad ready", process)
+            with JackRecorder(server, channels=0, name="keys") as keys, \
+                    JackRecorder(server, channels=2, seconds=10, midi=False) as recorder:
+                recorder.connect("noisepad:out_L", "noisepad:out_R")
+                keys.connect_midi("noisepad:midi_in")
+                start = keys.frame_time + RATE // 10
+                sent = keys.schedule_midi([(start, [0x99, 36, 127]), (start + 4410, [0xB9, 7, 64]),
+                                           (start + 8820, [0x99, 36, 127]), (start + 13230, [0xB9, 20, 127])])
+                recorder.wait_until(sent[2] + RATE // 4)
+                peaks = [np.abs(recorder.audio(frame, frame + 2000)).max() for frame in (sent[0], sent[2])]
+                wait_for(log, "kept click's last one-shot as", process)
+        finally:
+            output = stop_play(process, log)
+    assert process.returncode == 0, output
+    gain_db = -24 + 24 * 64 / 127
+    assert 20 * np.log10(peaks[1] / peaks[0]) == pytest.approx(gain_db, abs=0.01)
+    kept = list((tmp_path / "keepers").glob("click-*.wav"))
+    assert len(kept) == 1 and kept[0].with_suffix(".json").is_file()
