@@ -165,7 +165,8 @@ class Producer:
                 continue  # NaN or silence; the pad stays wanting, so it is made again
             spec = self.jobs[p].spec
             made_with = (settings.strength, settings.guidance)
-            self.pending[p].append((to_playback(audio, rate, spec.sample_rate, spec.tune, spec.decay), seed, made_with))
+            finished = to_playback(audio, rate, spec.sample_rate, spec.tune_for(seed), spec.decay)
+            self.pending[p].append((finished, seed, made_with))
             made += 1
         self.pools.note_batch(batch, made, len(batch) - made, time.monotonic() - started)
         return made

@@ -8,6 +8,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from engine.settings import Settings
 
 
@@ -22,10 +24,20 @@ class PadSpec:
     tune: float = 0.0                # semitones, applied when the pool is filled
     decay: float | None = None       # seconds until the one-shot has faded out; None: as made
     sample_rate: int | None = None   # the audio device's rate; None: the model's
+    pitch_spread: float = 0.0        # humanize: cents each one-shot is tuned by at most, either way
 
     def output_frames(self, model_rate: int, model_length: int) -> int:
-        """Frames of a finished one-shot after resampling to the device rate and tuning."""
-        return math.ceil(model_length * playback_ratio(model_rate, self.sample_rate, self.tune))
+        """Frames of the longest finished one-shot after resampling to the device rate and
+        tuning (the lowest a pitch spread can take it)."""
+        lowest = self.tune - self.pitch_spread / 100
+        return math.ceil(model_length * playback_ratio(model_rate, self.sample_rate, lowest))
+
+    def tune_for(self, seed: int) -> float:
+        """The semitones a one-shot of this seed is tuned by: `tune`, spread by the seed."""
+        if not self.pitch_spread:
+            return self.tune
+        spread = np.random.default_rng([seed, 0x70697463]).uniform(-1.0, 1.0)
+        return self.tune + float(spread) * self.pitch_spread / 100
 
     def cache_key(self, model_hash: str) -> str:
         """Same model file and same sound settings: same key, so cached one-shots still fit."""

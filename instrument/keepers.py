@@ -62,5 +62,5 @@ def _made_with(pools: Pools, p: int, s: int, pad: Pad, seed: int, sample_rate: i
         "model": str(spec.model), "model_hash": model_hash(Path(spec.model)),
         "settings": {k: v for k, v in settings.describe().items() if k != "finish"},
         "source": None if spec.source is None else str(spec.source),
-        "tune": spec.tune, "decay": spec.decay, "sample_rate": sample_rate,
+        "tune": spec.tune_for(seed), "decay": spec.decay, "sample_rate": sample_rate,
     }

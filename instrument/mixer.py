@@ -30,6 +30,7 @@ class PadMix:
     velocity_curve: str | float = "linear"
     choke: int = -1              # choke group index, -1 for none
     release_on_note_off: bool = False
+    velocity_spread: int = 0     # humanize: each hit's velocity moves by up to this, either way
 
 
 @dataclass
@@ -43,7 +44,8 @@ class MixerCounters:
 
 class Mixer:
     def __init__(self, pools: Pools, pads: list[PadMix], sample_rate: int, max_blocksize: int,
-                 max_voices: int = 64, channels: int = 2):
+                 max_voices: int = 64, channels: int = 2, seed: int | None = None):
+        """`seed`: of the velocity spread (None: a new one each run)."""
         self.pools = pools
         self.sample_rate = sample_rate
         self.max_voices = max_voices
@@ -53,6 +55,8 @@ class Mixer:
         self._pad_gains = np.array([[_balance(p.pan, side) * p.gain for side in (0, 1)] for p in pads], np.float32)
         self._velocity = np.stack([velocity_table(p.velocity_curve) for p in pads])
         self._choke = [p.choke for p in pads]
+        self._spread = _velocity_spreads(pads, seed)
+        self._pad_hits = [0] * len(pads)
         self._release = [p.release_on_note_off for p in pads]
         fade = max(2, int(round(FADE_MS * sample_rate / 1000)))
         self._ramp = (0.5 + 0.5 * np.cos(np.pi * np.arange(fade + max_blocksize) / fade)).astype(np.float32)
@@ -94,6 +98,10 @@ class Mixer:
         self.active[v] = True
         self.pad[v], self.slot[v], self.position[v] = pad, slot, 0
         self.delay[v], self.fade_at[v], self.fade_pos[v] = offset, -1, -1
+        spread = self._spread[pad]
+        if spread is not None:   # the table is drawn before play: here only a lookup
+            velocity = min(127, max(1, velocity + int(spread[self._pad_hits[pad] % len(spread)])))
+        self._pad_hits[pad] += 1
         self.gain[v] = self._pad_gains[pad] * self._velocity[pad, velocity]
         self.started[v] = self._order
         self._order += 1
@@ -226,3 +234,10 @@ class Mixer:
 def _balance(pan: float, side: int) -> float:
     """Gain of the left (0) or right (1) channel: unity in the centre, the far side fades out."""
     return min(1.0, 1.0 - pan) if side == 0 else min(1.0, 1.0 + pan)
+
+
+def _velocity_spreads(pads: list[PadMix], seed: int | None, length: int = 4096) -> list[np.ndarray | None]:
+    """Per pad, a seeded table of velocity offsets the hits step through (None: no spread)."""
+    rng = np.random.default_rng(seed)
+    return [rng.integers(-p.velocity_spread, p.velocity_spread, size=length, endpoint=True, dtype=np.int64)
+            if p.velocity_spread else None for p in pads]

@@ -23,7 +23,7 @@ DEFAULT_PRESET = Path(__file__).resolve().parent.parent / "presets" / "default.y
 TOP_KEYS = {"name", "models", "pads", "controls", "midi", "audio"}
 PAD_KEYS = {
     "notes", "model", "class", "pool", "steps", "sampler", "schedule", "guidance", "variation",
-    "gain_db", "pan", "tune", "decay", "velocity_curve", "choke", "release_on_note_off",
+    "gain_db", "pan", "tune", "decay", "velocity_curve", "choke", "release_on_note_off", "humanize",
 }
 MIDI_KEYS = {"input", "channel", "virtual"}
 AUDIO_KEYS = {"device", "blocksize", "samplerate"}
@@ -42,6 +42,7 @@ class Pad:
     velocity_curve: str | float = "linear"
     choke: str | None = None
     release_on_note_off: bool = False
+    velocity_spread: int = 0
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ def _read_pad(reader: _Reader, name: str, node, models, samplerate: int | None) 
         reader.fail(fields["model"], f"{key}.model", "no models are defined in 'models:'")
     class_name = _read_class(reader, fields, key, classes)
     source, strength = _read_variation(reader, fields, key)
+    velocity_spread, pitch_spread = _read_humanize(reader, fields, key)
 
     def opt(field_name, default, read):
         return read(fields[field_name], f"{key}.{field_name}") if field_name in fields else default
@@ -223,7 +225,7 @@ def _read_pad(reader: _Reader, name: str, node, models, samplerate: int | None) 
         settings=settings, source=source,
         tune=float(opt("tune", 0.0, lambda n, k: reader.number(n, k, -24, 24))),
         decay=opt("decay", None, lambda n, k: reader.number(n, k, 0.005, 10, allow_null=True)),
-        sample_rate=samplerate,
+        sample_rate=samplerate, pitch_spread=float(pitch_spread),
     )
     return Pad(
         name=name,
@@ -234,6 +236,7 @@ def _read_pad(reader: _Reader, name: str, node, models, samplerate: int | None) 
         velocity_curve=opt("velocity_curve", "linear", lambda n, k: _read_curve(reader, n, k)),
         choke=opt("choke", None, lambda n, k: reader.text(n, k, allow_null=True)),
         release_on_note_off=opt("release_on_note_off", False, reader.boolean),
+        velocity_spread=velocity_spread,
     )
 
 
@@ -257,6 +260,17 @@ def _read_variation(reader, fields, key) -> tuple[Path | None, float]:
     source = reader.file(variation["source"], f"{where}.source")
     strength = reader.number(variation["strength"], f"{where}.strength", 0, 1) if "strength" in variation else 0.5
     return source, float(strength)
+
+
+def _read_humanize(reader, fields, key) -> tuple[int, float]:
+    """(velocity spread, pitch spread in cents) of `humanize: {velocity, pitch}`."""
+    if "humanize" not in fields:
+        return 0, 0.0
+    where = f"{key}.humanize"
+    humanize = reader.mapping(fields["humanize"], where, {"velocity", "pitch"})
+    velocity = reader.number(humanize["velocity"], f"{where}.velocity", 0, 64, integer=True) if "velocity" in humanize else 0
+    pitch = reader.number(humanize["pitch"], f"{where}.pitch", 0, 100) if "pitch" in humanize else 0.0
+    return velocity, pitch
 
 
 def _read_notes(reader, node, key) -> tuple[int, ...]:

@@ -47,7 +47,7 @@ def render(midi: Path, output: Path, preset: Preset, seed: int = 0, device: str 
             Producer(config, pools, strict=True).fill(on_made=bar.update)
         if show_progress:
             print(f"rendering {midi.name} ...", file=sys.stderr, flush=True)
-        audio = _play(events, preset, pools, rate)
+        audio = _play(events, preset, pools, rate, seed)
     write_wav(output, audio.T, rate)
     return audio.shape[0] / rate
 
@@ -69,9 +69,9 @@ def _specs_for(events: list[NoteEvent], preset: Preset, rate: int, max_per_pad: 
             for pad, count in zip(preset.pads, hits)]
 
 
-def _play(events: list[NoteEvent], preset: Preset, pools: Pools, rate: int) -> np.ndarray:
+def _play(events: list[NoteEvent], preset: Preset, pools: Pools, rate: int, seed: int) -> np.ndarray:
     block = preset.blocksize
-    mixer = Mixer(pools, pad_mixes(preset), rate, block)
+    mixer = Mixer(pools, pad_mixes(preset), rate, block, seed=seed)
     positions = [int(round(e.time * rate)) for e in events]
     end = positions[-1] + int(TAIL_LIMIT_S * rate)
     chunks, index, start = [], 0, 0
