@@ -36,10 +36,12 @@ def read_source(path: str | Path, sample_rate: int, channels: int, length: int) 
     return out
 
 
-def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int, sidecar: dict | None = None) -> None:
-    """Write (channels, frames) float32 as a 24-bit WAV, atomically, with an optional JSON sidecar."""
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int, sidecar: dict | None = None,
+              subtype: str = "PCM_24") -> None:
+    """Write (channels, frames) float32 as a 24-bit WAV (or `subtype`: FLOAT keeps every bit),
+    atomically, with an optional JSON sidecar."""
     path = Path(path)
     with replacing(path, commit=True) as temp:
-        soundfile.write(temp, np.asarray(audio).T, sample_rate, subtype="PCM_24", format="WAV")
+        soundfile.write(temp, np.asarray(audio).T, sample_rate, subtype=subtype, format="WAV")
         if sidecar is not None:
             path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")

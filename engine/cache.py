@@ -1,7 +1,8 @@
 """Pools persist to a cache folder, so a restart plays at once.
 
 One .npz per pad, named by the pad's cache key (model file and sound settings), holding its
-filled slots' audio, valid frames, seeds and which were still fresh. Files are written to a
+filled slots' audio, valid frames, seeds, which were still fresh, and what each was made
+with (the live knobs' values, and whether it came from a starter), so a hit can be recalled. Files are written to a
 temporary name and renamed, so a reader never sees half a file. A file that cannot be read or
 does not fit is ignored (a cache is only a head start) and replaced at the next save.
 """
@@ -19,9 +20,9 @@ import platformdirs
 from engine.settings import MAX_SEED
 from engine.modelconfig import file_hash
 from engine.pads import PadSpec
-from engine.pool import PadSnapshot, Pools
+from engine.pool import Made, PadSnapshot, Pools
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 log = logging.getLogger("noisepad.cache")
 
 
@@ -89,7 +90,7 @@ def load_pools(pools: Pools, specs: list[PadSpec], cache_dir: str | Path | None 
             # fresh ones first, so a smaller pool keeps the never-heard one-shots
             for i in np.argsort(~snapshot.fresh, kind="stable"):
                 audio = snapshot.audio[i, :, : snapshot.frames[i]]
-                if not pools.preload(p, audio, int(snapshot.seeds[i]), bool(snapshot.fresh[i])):
+                if not pools.preload(p, audio, int(snapshot.seeds[i]), bool(snapshot.fresh[i]), snapshot.made[i]):
                     break
                 count += 1
         loaded.append(count)
@@ -102,7 +103,10 @@ def _write_atomically(path: Path, snapshot: PadSnapshot) -> None:
     try:
         with os.fdopen(handle, "wb") as file:
             np.savez(file, version=np.int64(FORMAT_VERSION), audio=snapshot.audio,
-                     frames=snapshot.frames, seeds=snapshot.seeds, fresh=snapshot.fresh)
+                     frames=snapshot.frames, seeds=snapshot.seeds, fresh=snapshot.fresh,
+                     knobs=np.array([(m.strength, m.guidance) for m in snapshot.made], np.float64).reshape(-1, 2),
+                     batch=np.array([(m.batch, m.position, m.threads) for m in snapshot.made], np.int64).reshape(-1, 3),
+                     origin=np.array([m.origin for m in snapshot.made], np.int64))
         os.replace(temp, path)
     finally:
         if os.path.exists(temp):
@@ -113,29 +117,39 @@ def _read(path: Path, slot_shape: tuple[int, int]) -> PadSnapshot | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             version = int(data["version"])
-            snapshot = PadSnapshot(data["audio"], data["frames"], data["seeds"], data["fresh"])
+            if version != FORMAT_VERSION:
+                log.warning("ignoring cache file %s: format version %d, expected %d", path, version, FORMAT_VERSION)
+                return None
+            snapshot = PadSnapshot(data["audio"], data["frames"], data["seeds"], data["fresh"], _made(data))
     except OSError as error:
         log.warning("ignoring unreadable cache file %s (%s)", path, error.strerror or error)
         return None
     except Exception:  # noqa: BLE001 - a damaged zip, missing arrays, pickled data: it is only a cache
         log.warning("ignoring unreadable cache file %s (not a noisepad cache, or damaged)", path)
         return None
-    problem = _misfit(snapshot, version, slot_shape)
+    problem = _misfit(snapshot, slot_shape)
     if problem:
         log.warning("ignoring cache file %s: %s", path, problem)
         return None
     return snapshot
 
 
-def _misfit(snapshot: PadSnapshot, version: int, slot_shape: tuple[int, int]) -> str | None:
+def _made(data) -> tuple[Made, ...]:
+    knobs, batch, origin = data["knobs"], data["batch"], data["origin"]
+    if knobs.shape[1:] != (2,) or batch.shape[1:] != (3,) or not len(knobs) == len(batch) == len(origin):
+        raise ValueError("made-with arrays do not match")
+    return tuple(Made(float(k[0]), float(k[1]), *map(int, b), int(o)) for k, b, o in zip(knobs, batch, origin))
+
+
+def _misfit(snapshot: PadSnapshot, slot_shape: tuple[int, int]) -> str | None:
     audio, frames, seeds, fresh = snapshot.audio, snapshot.frames, snapshot.seeds, snapshot.fresh
     count = len(audio)
-    if version != FORMAT_VERSION:
-        return f"format version {version}, expected {FORMAT_VERSION}"
     if audio.dtype != np.float32 or audio.ndim != 3 or audio.shape[1:] != tuple(slot_shape):
         return f"audio {audio.dtype} {audio.shape} does not fit slots of {tuple(slot_shape)}"
     if frames.shape != (count,) or seeds.shape != (count,) or fresh.shape != (count,) or fresh.dtype != bool:
         return "frames, seeds and fresh flags do not match the audio"
+    if len(snapshot.made) != count:
+        return "what the one-shots were made with does not match the audio"
     if frames.dtype.kind != "i" or seeds.dtype.kind != "i" or np.any(frames < 1) or np.any(frames > slot_shape[1]):
         return "frame counts out of range"
     if np.any(seeds < 0) or np.any(seeds > MAX_SEED):

@@ -30,7 +30,7 @@ from engine.device import pick_device, pick_dtype
 from engine.modelfile import DrumDiffusion, load_model
 from engine.settings import MAX_SEED, Settings
 from engine.pads import PadSpec
-from engine.pool import GENERATED_TOTAL, Pools
+from engine.pool import GENERATED_TOTAL, Made, Pools
 from engine.resample import to_playback
 from engine.supervisor import GeneratorConfig
 
@@ -60,7 +60,7 @@ class Producer:
         entropy = None if config.seed is None else [config.seed, run_index]
         self.rng = np.random.default_rng(entropy)
         self.jobs = _prepare_jobs(config, strict)
-        self.pending: list[list[tuple[np.ndarray, int, tuple[float, float]]]] = [[] for _ in config.specs]
+        self.pending: list[list[tuple[np.ndarray, int, Made]]] = [[] for _ in config.specs]
         self.last_save = time.monotonic()
         self.saved_state: tuple[int, int] | None = None
 
@@ -160,12 +160,13 @@ class Producer:
         results = generate(first.model, items, settings)
         rate = first.model.config.sample_rate
         made = 0
-        for p, seed, audio in zip(batch, seeds, results):
+        threads = torch.get_num_threads()   # with the batch's size and place: what sets the last bits
+        for position, (p, seed, audio) in enumerate(zip(batch, seeds, results)):
             if audio is None:
                 continue  # NaN or silence; the pad stays wanting, so it is made again
             spec = self.jobs[p].spec
-            made_with = (settings.strength, settings.guidance)
             finished = to_playback(audio, rate, spec.sample_rate, spec.tune_for(seed), spec.decay)
+            made_with = Made(settings.strength, settings.guidance, len(batch), position, threads)
             self.pending[p].append((finished, seed, made_with))
             made += 1
         self.pools.note_batch(batch, made, len(batch) - made, time.monotonic() - started)
@@ -186,8 +187,8 @@ class Producer:
     def _deliver_pad(self, p: int, pending: list) -> int:
         written = 0
         for slot in self.pools.owned_slots(p)[: len(pending)]:
-            audio, seed, made_with = pending.pop(0)
-            self.pools.publish(p, int(slot), audio, seed, made_with)
+            audio, seed, made = pending.pop(0)
+            self.pools.publish(p, int(slot), audio, seed, made)
             written += 1
         if pending:
             self.pools.request_slots(p, len(pending))

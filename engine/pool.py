@@ -30,6 +30,7 @@ generated, batches and the generation rate (producer).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 
@@ -49,11 +50,27 @@ PAD_FIELDS = (
 PAD_KNOBS = ("strength", "guidance")   # C
 SLOT_KNOBS = ("made_strength", "made_guidance")   # P
 SLOT_FIELDS = (
-    "filled", "frames", "seed", "ring",      # P
+    "filled", "frames", "seed", "made_batch", "made_position", "made_threads", "origin", "ring",  # P
     "lent", "voices", "lru_prev", "lru_next",  # C
 )
+ORIGIN_GENERATED, ORIGIN_STARTER = 0, 1   # a slot's one-shot came from the generator, or a model's starter
 TOTAL_FIELDS = ("wants_total", "generated_total", "batches", "rejected",  # P
                 "grants_total")                                            # C
+
+
+@dataclass(frozen=True)
+class Made:
+    """How a slot's one-shot was made, beyond its pad's spec and seed (what its recipe needs):
+    the live knobs' values (NaN: as the spec says), the size of the batch it was generated in,
+    its place there and the CPU threads it took (0: not known; another size, place or thread
+    count changes the last bits) and where it came from."""
+
+    strength: float = math.nan
+    guidance: float = math.nan
+    batch: int = 1
+    position: int = 0
+    threads: int = 0
+    origin: int = ORIGIN_GENERATED
 
 
 @dataclass(frozen=True)
@@ -103,6 +120,7 @@ class PadSnapshot:
     frames: np.ndarray  # (n,) int64
     seeds: np.ndarray   # (n,) int64
     fresh: np.ndarray   # (n,) bool
+    made: tuple[Made, ...]
 
 
 class Pools:
@@ -114,7 +132,9 @@ class Pools:
     hits: np.ndarray; fresh_hits: np.ndarray; misses: np.ndarray                       # noqa: E702
     generated: np.ndarray; last_batch: np.ndarray                                      # noqa: E702
     lent: np.ndarray; filled: np.ndarray; voices: np.ndarray                           # noqa: E702
-    frames: np.ndarray; seed: np.ndarray; totals: np.ndarray; rate: np.ndarray         # noqa: E702
+    frames: np.ndarray; seed: np.ndarray; origin: np.ndarray                           # noqa: E702
+    made_batch: np.ndarray; made_position: np.ndarray; made_threads: np.ndarray         # noqa: E702
+    totals: np.ndarray; rate: np.ndarray                                               # noqa: E702
     held: np.ndarray; strength: np.ndarray; guidance: np.ndarray                       # noqa: E702
     made_strength: np.ndarray; made_guidance: np.ndarray                               # noqa: E702
 
@@ -227,6 +247,15 @@ class Pools:
         self.voices[p, s] += 1
         return s
 
+    def take_slot(self, p: int, s: int) -> int:
+        """Play slot s, a played (not fresh) one-shot the consumer holds: a replay of a take
+        chooses its one-shots itself. Returns s."""
+        self.hits[p] += 1
+        self._unlist(p, s)
+        self._append_played(p, s)
+        self.voices[p, s] += 1
+        return s
+
     def refresh(self, p: int) -> None:
         """Make every fresh one-shot of pad p stale (played): the producer replaces them first,
         and they play only while nothing new has come."""
@@ -306,12 +335,10 @@ class Pools:
             self.wants[p] += more
             self.totals[WANTS_TOTAL] += more
 
-    def publish(self, p: int, s: int, audio: np.ndarray, seed: int, made_with: tuple[float, float] | None = None) -> None:
+    def publish(self, p: int, s: int, audio: np.ndarray, seed: int, made: Made = Made()) -> None:
         """Copy a one-shot (channels, frames) into slot s, which the producer owns, and make it
-        fresh. Longer audio is cut to the pad's frames. `made_with`: the (strength, guidance)
-        it was made with."""
-        self._write(p, s, audio, seed)
-        self.made_strength[p, s], self.made_guidance[p, s] = made_with or (np.nan, np.nan)
+        fresh. Longer audio is cut to the pad's frames."""
+        self._write(p, s, audio, seed, made)
         self.intent_head[p] = self.head[p]   # redo record, see recover()
         self.intent_slot[p] = s
         self.filled[p, s] += 1               # now the consumer's ...
@@ -320,7 +347,7 @@ class Pools:
         self.generated[p] += 1
         self.totals[GENERATED_TOTAL] += 1
 
-    def _write(self, p: int, s: int, audio: np.ndarray, seed: int) -> None:
+    def _write(self, p: int, s: int, audio: np.ndarray, seed: int, made: Made) -> None:
         view = self.audio[p][s]
         if audio.ndim != 2 or audio.shape[0] != view.shape[0]:
             raise ValueError(f"pad {p} holds ({view.shape[0]}, frames) audio, not {audio.shape}")
@@ -328,6 +355,14 @@ class Pools:
         view[:, :n] = audio[:, :n]
         self.frames[p, s] = n
         self.seed[p, s] = seed
+        self.made_strength[p, s], self.made_guidance[p, s] = made.strength, made.guidance
+        self.made_batch[p, s], self.made_position[p, s] = made.batch, made.position
+        self.made_threads[p, s], self.origin[p, s] = made.threads, made.origin
+
+    def made(self, p: int, s: int) -> Made:
+        return Made(float(self.made_strength[p, s]), float(self.made_guidance[p, s]),
+                    int(self.made_batch[p, s]), int(self.made_position[p, s]), int(self.made_threads[p, s]),
+                    int(self.origin[p, s]))
 
     def _push_fresh(self, p: int, s: int) -> None:
         head = self.head[p]
@@ -357,14 +392,14 @@ class Pools:
 
     # ---- before play, and the cache ----------------------------------------------------------
 
-    def preload(self, p: int, audio: np.ndarray, seed: int, fresh: bool) -> bool:
-        """Put a cached one-shot into an empty slot, fresh or already played. Only before the
-        audio callback and the generator start: it acts as both parties. False when full."""
+    def preload(self, p: int, audio: np.ndarray, seed: int, fresh: bool, made: Made = Made()) -> bool:
+        """Put a cached or starter one-shot into an empty slot, fresh or already played. Only
+        before the audio callback and the generator start: it acts as both parties. False when full."""
         owned = self.owned_slots(p)
         if len(owned) == 0:
             return False
         s = int(owned[0])
-        self._write(p, s, audio, seed)
+        self._write(p, s, audio, seed, made)
         self.filled[p, s] += 1
         if fresh:
             self._push_fresh(p, s)
@@ -378,24 +413,21 @@ class Pools:
         n = self.sizes[p]
         tail, head = int(self.tail[p]), int(self.head[p])
         fresh_slots = {int(self.ring[p, i % n]) for i in range(tail, head)}
-        audio, frames, seeds, fresh = [], [], [], []
+        kept = []
         for s in range(n):
             lent = int(self.lent[p, s])
             if lent != self.filled[p, s]:
                 continue
             copy = self.audio[p][s].copy()
-            count, seed = int(self.frames[p, s]), int(self.seed[p, s])
-            if self.lent[p, s] != lent:
-                continue
-            audio.append(copy)
-            frames.append(count)
-            seeds.append(seed)
-            fresh.append(s in fresh_slots)
-        shape = (0, *self.audio[p].shape[1:])
-        return PadSnapshot(
-            np.stack(audio) if audio else np.zeros(shape, np.float32),
-            np.array(frames, np.int64), np.array(seeds, np.int64), np.array(fresh, bool),
-        )
+            about = (int(self.frames[p, s]), int(self.seed[p, s]), s in fresh_slots, self.made(p, s))
+            if self.lent[p, s] == lent:
+                kept.append((copy, *about))
+        if not kept:
+            empty = np.zeros((0, *self.audio[p].shape[1:]), np.float32)
+            return PadSnapshot(empty, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool), ())
+        audio, frames, seeds, fresh, made = zip(*kept)
+        return PadSnapshot(np.stack(audio), np.array(frames, np.int64), np.array(seeds, np.int64),
+                           np.array(fresh, bool), made)
 
 
 WANTS_TOTAL, GENERATED_TOTAL, BATCHES, REJECTED, GRANTS_TOTAL = range(len(TOTAL_FIELDS))

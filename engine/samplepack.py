@@ -1,4 +1,5 @@
-"""`noisepad generate`: write N one-shots as WAV files, each with a JSON sidecar to remake it."""
+"""`noisepad generate`: write N one-shots as WAV files, each with its recipe (`engine.recipe`) as a
+JSON sidecar, so `generate --remake` makes it again."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from engine.generate import Item, generate
 from engine.modelconfig import file_hash
 from engine.modelfile import load_model
 from engine.progress import progress
+from engine.recipe import Recipe
 from engine.settings import MAX_SEED, Settings
 
 
@@ -43,7 +45,7 @@ def write_sample_pack(request: PackRequest, show_progress: bool = True) -> list[
     _prepare_folder(request.output)
     base_seed = random.randrange(MAX_SEED - 10**9) if request.seed is None else request.seed
     label = request.class_name or request.model.stem
-    model_id = {"file": request.model.name, "sha256": file_hash(request.model)}
+    digest = file_hash(request.model)
     written: list[Path] = []
     seed = base_seed
     with progress(request.count, label, show=show_progress) as bar:
@@ -51,11 +53,12 @@ def write_sample_pack(request: PackRequest, show_progress: bool = True) -> list[
             size = min(request.batch_size, request.count - len(written))
             items = [Item(seed=seed + i, class_index=class_index, source=source) for i in range(size)]
             seed += size
-            for item, audio in zip(items, generate(model, items, request.settings)):
+            for position, (item, audio) in enumerate(zip(items, generate(model, items, request.settings))):
                 if audio is None:
                     continue  # NaN or silent output: skip this seed, the loop makes another
                 path = request.output / f"{label}_{item.seed}.wav"
-                write_wav(path, audio, config.sample_rate, _sidecar(item, request, model_id))
+                recipe = _recipe(item.seed, (size, position), request, digest, config.sample_rate)
+                write_wav(path, audio, config.sample_rate, {"pad": label, **recipe.to_dict()})
                 written.append(path)
                 bar.update(1)
             if seed - base_seed > 4 * request.count + 64:
@@ -76,11 +79,9 @@ def _prepare_folder(folder: Path) -> None:
         raise InputError(folder, f"output folder is not writable ({error.strerror})") from None
 
 
-def _sidecar(item: Item, request: PackRequest, model_id: dict) -> dict:
-    return {
-        "seed": item.seed,
-        "model": model_id,
-        "class": request.class_name,
-        "source": None if request.source is None else str(request.source),
-        "settings": request.settings.describe(),
-    }
+def _recipe(seed: int, batch: tuple[int, int], request: PackRequest, digest: str, sample_rate: int) -> Recipe:
+    return Recipe(
+        model=str(request.model.resolve()), model_hash=digest, class_name=request.class_name, seed=seed,
+        settings=request.settings, source=None if request.source is None else str(request.source.resolve()),
+        sample_rate=sample_rate, batch=batch[0], position=batch[1], threads=torch.get_num_threads(),
+    )

@@ -19,10 +19,11 @@ import numpy as np
 import soundfile
 
 from engine.cache import model_hash
+from engine.errors import InputError
 from engine.modelconfig import read_config
 from engine.outfile import replacing
 from engine.pads import PadSpec
-from engine.pool import Pools
+from engine.pool import ORIGIN_STARTER, Made, Pools
 from engine.resample import to_playback
 
 FORMAT = "noisepad-starter"
@@ -94,7 +95,7 @@ def _preload(pools: Pools, p: int, spec: PadSpec, starter) -> int:
     for shot, about in zip(audio, shots):
         if about["class"] == spec.class_name:
             played = to_playback(shot, rate, spec.sample_rate, spec.tune, spec.decay)
-            if not pools.preload(p, played, int(about["seed"]), fresh=False):
+            if not pools.preload(p, played, int(about["seed"]), fresh=False, made=Made(origin=ORIGIN_STARTER)):
                 break
             count += 1
     return count
@@ -125,3 +126,14 @@ def make_starter(model: str | Path, per_class: int, seed: int = 0, device: str =
                 break
     write_starter(model, shots, names, seeds)
     return len(shots)
+
+
+def starter_shot(model: str | Path, class_name: str | None, seed: int) -> np.ndarray:
+    """The starter one-shot of this class and seed, at the model's rate, as stored."""
+    starter = read_starter(model)
+    if starter is not None:
+        audio, shots = starter
+        for shot, about in zip(audio, shots):
+            if about["class"] == class_name and int(about["seed"]) == seed:
+                return shot
+    raise InputError(starter_files(model)[0], f"holds no {class_name or 'one-shot'} of seed {seed}")

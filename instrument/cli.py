@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_play(commands)
     _add_devices(commands)
     _add_render(commands)
+    _add_keep(commands)
     _add_generate(commands)
     _add_starter(commands)
     _add_convert(commands)
@@ -121,8 +122,12 @@ def run_devices(args) -> int:
 
 
 def _add_render(commands) -> None:
-    command = commands.add_parser("render", help="render a MIDI file to WAV offline, through the same mixer as live play")
-    command.add_argument("midi", type=Path, help="standard MIDI file")
+    command = commands.add_parser("render", help="render a MIDI file, or a take's hit log, to WAV offline, "
+                                                 "through the same mixer as live play")
+    what = command.add_mutually_exclusive_group(required=True)
+    what.add_argument("midi", type=Path, nargs="?", help="standard MIDI file")
+    what.add_argument("--hits", type=Path, metavar="LOG",
+                      help="a take's hit log (play --record TAKE.wav writes TAKE.hits.jsonl): the take again")
     command.add_argument("-o", "--output", type=Path, required=True, help="WAV file to write")
     command.add_argument("--preset", type=Path, help="preset (default: the default kit)")
     command.add_argument("--seed", type=int, default=0, help="the same seed renders the same file, bit for bit (default 0)")
@@ -132,12 +137,43 @@ def _add_render(commands) -> None:
 
 def run_render(args) -> int:
     from instrument.preset import load_preset
-    from instrument.render import render
+    from instrument.render import render, render_take
 
     _interrupt_on_sigterm()
-    preset = load_preset(args.preset)
-    seconds = render(args.midi, args.output, preset, seed=args.seed, device=_device_name(args.device))
+    if args.hits is not None:
+        seconds = render_take(args.hits, args.output, device=_device_name(args.device))
+    else:
+        preset = load_preset(args.preset)
+        seconds = render(args.midi, args.output, preset, seed=args.seed, device=_device_name(args.device))
     print(f"wrote {args.output} ({seconds:.1f} s)")
+    return 0
+
+
+def _add_keep(commands) -> None:
+    command = commands.add_parser("keep", help="write one hit of a take, from its hit log, as a keeper (WAV + recipe)")
+    command.add_argument("log", type=Path, help="the take's hit log (TAKE.hits.jsonl)")
+    which = command.add_mutually_exclusive_group(required=True)
+    which.add_argument("--at", type=float, metavar="SECONDS", help="the hit sounding at this time of the take "
+                                                                   "(the last to start at or before it)")
+    which.add_argument("--hit", type=int, metavar="N", help="the pad's Nth hit (from 1; needs --pad)")
+    command.add_argument("--pad", help="only this pad's hits")
+    command.add_argument("-o", "--output", type=Path, default=Path("noisepad-keepers"),
+                         help="folder (default ./noisepad-keepers)")
+    command.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: best available)")
+    command.set_defaults(run=run_keep)
+
+
+def run_keep(args) -> int:
+    from engine.recipe import Remaker
+    from instrument.hitlog import find_hit, read_take
+    from instrument.keepers import write_oneshot
+
+    take = read_take(args.log)
+    hit = find_hit(take, args.log, at=args.at, pad=args.pad, number=args.hit)
+    audio = Remaker(_device_name(args.device)).remake(hit.recipe)
+    name = take.pad_names[hit.pad]
+    written = write_oneshot(args.output, name, audio, hit.recipe)
+    print(f"wrote {written} ({name}, {hit.frame / take.sample_rate:.3f} s into the take)")
     return 0
 
 
@@ -152,6 +188,8 @@ def _add_generate(commands) -> None:
     what = command.add_mutually_exclusive_group(required=True)
     what.add_argument("--preset", type=Path, help="take model and settings from this preset's --pad")
     what.add_argument("--model", type=Path, help="engine model file (.safetensors)")
+    what.add_argument("--remake", type=Path, metavar="JSON",
+                      help="make a kept one-shot again from its JSON (a keeper's, or from `noisepad keep`)")
     command.add_argument("--pad", help="the preset's pad to generate for")
     command.add_argument("--class", dest="class_name", help="class to generate, for class-conditional models")
     command.add_argument("-n", type=int, default=8, help="how many one-shots (default 8)")
@@ -212,6 +250,8 @@ def run_generate(args) -> int:
     from engine.samplepack import PackRequest, write_sample_pack
     from engine.settings import model_settings
 
+    if args.remake is not None:
+        return _remake(args.remake, args.output, args.device)
     if args.preset is not None:
         model, class_name, source, settings = _pad_for_generate(args)
     else:
@@ -232,6 +272,16 @@ def run_generate(args) -> int:
     )
     written = write_sample_pack(request, show_progress=not args.quiet)
     print(f"wrote {len(written)} one-shots to {args.output}")
+    return 0
+
+
+def _remake(path: Path, folder: Path, device: str | None) -> int:
+    from engine.recipe import Remaker, read_recipe
+    from instrument.keepers import write_oneshot
+
+    recipe, name = read_recipe(path)
+    written = write_oneshot(folder, name, Remaker(_device_name(device)).remake(recipe), recipe)
+    print(f"wrote {written}")
     return 0
 
 

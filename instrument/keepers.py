@@ -1,4 +1,4 @@
-"""Keepers: a pad's last played one-shot, written as a WAV with a JSON of how it was made.
+"""Keepers: a pad's last played one-shot, written as a WAV with its recipe (`engine.recipe`) as JSON.
 
 Runs on the main thread when the keep button was pressed (`ControlMap.keep_requests`). The
 slot last played stays the player's until another hit on that pad, so it is copied, then
@@ -7,22 +7,19 @@ checked not to have been lent to the generator meanwhile (as `Pools.snapshot` do
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import soundfile
-
 from engine.cache import model_hash
-from engine.outfile import replacing
-from engine.pool import Pools
+from engine.audiofile import write_wav
+from engine.pool import Made, Pools
+from engine.recipe import Recipe, recipe_for
 from instrument.preset import Pad
 
 
-def last_played(pools: Pools, p: int) -> tuple[np.ndarray, int, int] | None:
-    """(audio (channels, frames), seed, slot) of pad p's last played one-shot, or None."""
+def last_played(pools: Pools, p: int) -> tuple[np.ndarray, int, Made] | None:
+    """(audio (channels, frames), seed, how it was made) of pad p's last played one-shot, or None."""
     s = int(pools.lru_last[p])
     if s < 0:
         return None
@@ -30,10 +27,10 @@ def last_played(pools: Pools, p: int) -> tuple[np.ndarray, int, int] | None:
     if lent != pools.filled[p, s]:
         return None
     audio = pools.audio[p][s][:, : int(pools.frames[p, s])].copy()
-    seed = int(pools.seed[p, s])
+    seed, made = int(pools.seed[p, s]), pools.made(p, s)
     if pools.lent[p, s] != lent or pools.lru_last[p] != s:
         return None   # lent, or replaced by another hit, while copying
-    return audio, seed, s
+    return audio, seed, made
 
 
 def write_keeper(pools: Pools, p: int, pad: Pad, folder: Path, sample_rate: int) -> Path | None:
@@ -41,26 +38,16 @@ def write_keeper(pools: Pools, p: int, pad: Pad, folder: Path, sample_rate: int)
     found = last_played(pools, p)
     if found is None:
         return None
-    audio, seed, s = found
+    audio, seed, made = found
+    spec = replace(pad.spec, sample_rate=sample_rate)
+    recipe = recipe_for(spec, seed, model_hash(Path(spec.model)), made)
+    return write_oneshot(folder, pad.name, audio, recipe)
+
+
+def write_oneshot(folder: Path, name: str, audio: np.ndarray, recipe: Recipe, subtype: str = "FLOAT") -> Path:
+    """`folder`/NAME_SEED.wav (by default 32-bit float, so it stays bit for bit) with its recipe
+    beside it as JSON; returns the WAV's path."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{pad.name}-{seed}.wav"
-    with replacing(path, commit=True) as temp:
-        soundfile.write(temp, audio.T, sample_rate, subtype="FLOAT", format="WAV")
-    with replacing(path.with_suffix(".json"), commit=True) as temp:
-        Path(temp).write_text(json.dumps(_made_with(pools, p, s, pad, seed, sample_rate), indent=1) + "\n")
+    path = folder / f"{name}_{recipe.seed}.wav"
+    write_wav(path, audio, recipe.sample_rate, {"pad": name, **recipe.to_dict()}, subtype=subtype)
     return path
-
-
-def _made_with(pools: Pools, p: int, s: int, pad: Pad, seed: int, sample_rate: int) -> dict:
-    spec = pad.spec
-    settings = spec.settings
-    strength, guidance = float(pools.made_strength[p, s]), float(pools.made_guidance[p, s])
-    if not math.isnan(strength):   # made while a knob had turned them
-        settings = replace(settings, strength=strength, guidance=guidance)
-    return {
-        "pad": pad.name, "class": spec.class_name, "seed": seed,
-        "model": str(spec.model), "model_hash": model_hash(Path(spec.model)),
-        "settings": {k: v for k, v in settings.describe().items() if k != "finish"},
-        "source": None if spec.source is None else str(spec.source),
-        "tune": spec.tune_for(seed), "decay": spec.decay, "sample_rate": sample_rate,
-    }

@@ -44,9 +44,12 @@ class MixerCounters:
 
 class Mixer:
     def __init__(self, pools: Pools, pads: list[PadMix], sample_rate: int, max_blocksize: int,
-                 max_voices: int = 64, channels: int = 2, seed: int | None = None):
-        """`seed`: of the velocity spread (None: a new one each run)."""
+                 max_voices: int = 64, channels: int = 2, seed: int | None = None, hit_log=None):
+        """`seed`: of the velocity spread (None: a new one each run). `hit_log`: a HitLog
+        (instrument.hitlog) that every hit is written into."""
         self.pools = pools
+        self.hit_log = hit_log
+        self.frame = 0           # of the take, at the coming block's first sample
         self.sample_rate = sample_rate
         self.max_voices = max_voices
         self.counters = MixerCounters()
@@ -83,14 +86,16 @@ class Mixer:
 
     # ---- events, at sample offsets inside the coming block ---------------------------------
 
-    def note_on(self, pad: int, velocity: int, offset: int = 0) -> bool:
+    def note_on(self, pad: int, velocity: int, offset: int = 0, note: int = -1, slot: int = -1) -> bool:
+        """A hit on `pad`; `slot`, if given, is the one-shot to play (a replay), else the pool
+        chooses."""
         self.counters.hits += 1
         group = self._choke[pad]
         if group >= 0:
             for v in np.flatnonzero(self.active):
                 if self._choke[self.pad[v]] == group:
                     self._start_fade(v, offset)
-        slot = self.pools.take(pad)
+        slot = self.pools.take(pad) if slot < 0 else self.pools.take_slot(pad, slot)
         if slot < 0:
             self.counters.empty += 1
             return False
@@ -98,11 +103,13 @@ class Mixer:
         self.active[v] = True
         self.pad[v], self.slot[v], self.position[v] = pad, slot, 0
         self.delay[v], self.fade_at[v], self.fade_pos[v] = offset, -1, -1
-        spread = self._spread[pad]
+        sent, spread = velocity, self._spread[pad]
         if spread is not None:   # the table is drawn before play: here only a lookup
             velocity = min(127, max(1, velocity + int(spread[self._pad_hits[pad] % len(spread)])))
         self._pad_hits[pad] += 1
         self.gain[v] = self._pad_gains[pad] * self._velocity[pad, velocity]
+        if self.hit_log is not None:
+            self.hit_log.note_on(self.frame + offset, pad, slot, note, sent, velocity, self._pad_gains[pad])
         self.started[v] = self._order
         self._order += 1
         return True
@@ -116,11 +123,17 @@ class Mixer:
         self._pans[pad] = pan
         self._update_pad_gain(pad)
 
+    def set_pad_gains(self, pad: int, left: float, right: float) -> None:
+        """The pad's gain per channel, pan included, as set_gain_db and set_pan make it (a replay)."""
+        self._pad_gains[pad] = left, right
+
     def _update_pad_gain(self, pad: int) -> None:
         for side in (0, 1):
             self._pad_gains[pad, side] = _balance(self._pans[pad], side) * self._gains[pad]
 
-    def note_off(self, pad: int, offset: int = 0) -> None:
+    def note_off(self, pad: int, offset: int = 0, note: int = -1) -> None:
+        if self.hit_log is not None:
+            self.hit_log.note_off(self.frame + offset, pad, note)
         if not self._release[pad]:
             return
         for v in np.flatnonzero(self.active & (self.pad == pad)):
@@ -158,6 +171,7 @@ class Mixer:
             self._mix_voice(int(v), out, frames, pad_outs)
         self.pools.service()
         self._limit(out)
+        self.frame += frames
         if pad_outs is not None:
             np.nan_to_num(pad_outs, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
             np.clip(pad_outs, -1.0, 1.0, out=pad_outs)

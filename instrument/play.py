@@ -20,6 +20,7 @@ from engine.pool import Pools
 from engine.starter import load_starters
 from engine.supervisor import GeneratorConfig, GeneratorSupervisor, pool_layout
 from instrument.controls import ControlMap
+from instrument.hitlog import HitLog, HitLogWriter, hit_log_path
 from instrument.keepers import write_keeper
 from instrument.kit import pad_mixes
 from instrument.live import LiveEngine, Recorder
@@ -75,14 +76,18 @@ def _play(options: PlayOptions, preset: Preset, player) -> int:
         stack.callback(_save_and_stop, supervisor, pools, specs, options.cache)
         supervisor.start()
         recorder = Recorder(RECORD_BUFFER_S, player.rate) if options.record else None
-        mixer = Mixer(pools, pad_mixes(preset), player.rate, max_blocksize=max(player.blocksize, 8192))
+        hit_log = HitLog(pools) if options.record else None
+        mixes, mixer_blocksize = pad_mixes(preset), max(player.blocksize, 8192)
+        mixer = Mixer(pools, mixes, player.rate, mixer_blocksize, hit_log=hit_log)
         channel = options.channel if options.channel is not None else preset.midi_channel
         controls = ControlMap(preset.controls, len(preset.pads), mixer, pools)
         engine = LiveEngine(mixer, EventQueue(), preset.note_to_pad, player.rate, channel, recorder, controls)
         stack.callback(player.close)   # before the pools go: the callback reads them
         midi = _start_player(player, engine, options, preset)
         if recorder is not None:
-            _start_writer(stack, recorder, options.record, player.rate)
+            hits = HitLogWriter(hit_log_path(options.record), hit_log, preset.pads, mixes, player.rate,
+                                player.blocksize, mixer_blocksize)
+            _start_writer(stack, recorder, hits, options.record, player.rate)
         print(f"noisepad: {preset.name} on {player.label} at {player.rate} Hz, block {player.blocksize}; "
               f"MIDI in: {midi}; {cached} one-shots from the cache, {starters} from the starter pool. Ctrl-C stops.", file=sys.stderr, flush=True)
         keep = lambda: _write_keepers(controls, pools, preset, options.keep_dir, player.rate)   # noqa: E731
@@ -134,33 +139,44 @@ def _start_player(player, engine: LiveEngine, options: PlayOptions, preset: Pres
 def _check_record_path(path: Path | None) -> None:
     if path is not None and not path.parent.is_dir():
         raise InputError(path, "folder for the recording does not exist")
+    if path is not None and hit_log_path(path) == path:
+        raise InputError(path, "a recording's name must not end in .hits.jsonl (that is its hit log's)")
 
 
-def _start_writer(stack: ExitStack, recorder: Recorder, path: Path, rate: int) -> None:
-    """Writes the recording on its own thread; the callback only copies into a ring."""
+def _start_writer(stack: ExitStack, recorder: Recorder, hits: HitLogWriter, path: Path, rate: int) -> None:
+    """Writes the recording and its hit log on their own thread; the callback only copies into rings."""
     import soundfile
 
     done = threading.Event()
     handle = soundfile.SoundFile(str(path), "w", samplerate=rate, channels=2, subtype="PCM_24")
+    frames = 0
 
     def write() -> None:
+        nonlocal frames
         try:
             while not done.wait(0.1):
-                handle.write(recorder.take())
-            handle.write(recorder.take())
+                frames += _write_block(handle, recorder.take(), hits)
+            frames += _write_block(handle, recorder.take(), hits)
         except (OSError, RuntimeError) as error:   # disk full, file too large, device gone
             print(f"\nnoisepad: recording to {path} stopped ({first_line(error)}); what was written is kept "
                   "and the audio goes on", file=sys.stderr, flush=True)
         finally:
-            try:
-                handle.close()   # writes the header, so what is there plays
-            except (OSError, RuntimeError):
-                pass
+            for close in (handle.close, lambda: hits.close(frames, recorder.dropped)):
+                try:
+                    close()   # the WAV's header, so what is there plays; the log's last line
+                except (OSError, RuntimeError):
+                    pass
 
     thread = threading.Thread(target=write, name="noisepad-recorder", daemon=True)
     thread.start()
     stack.callback(thread.join)
     stack.callback(done.set)
+
+
+def _write_block(handle, block: np.ndarray, hits: HitLogWriter) -> int:
+    handle.write(block)
+    hits.drain()
+    return len(block)
 
 
 def _save_and_stop(supervisor: GeneratorSupervisor, pools: Pools, specs, cache: Path | None) -> None:

@@ -1,8 +1,11 @@
-"""`noisepad render`: a MIDI file through the same voices and mixer as live play, offline.
+"""`noisepad render`: a MIDI file, or a take's hit log, through the same voices and mixer as
+live play, offline.
 
-Block by block as in real time, each note at its exact sample. Pools are filled first, in this
-process, with one-shots seeded from `--seed` (as many per pad as the file hits it, up to the
-pad's pool size), so the same seed renders the same file, bit for bit.
+Block by block as in real time, each note at its exact sample. For a MIDI file, pools are
+filled first, in this process, with one-shots seeded from `--seed` (as many per pad as the
+file hits it, up to the pad's pool size), so the same seed renders the same file, bit for bit.
+For a hit log, every one-shot the take played is made again from its recipe and each hit
+plays it at the sample, velocity and gain the log says, in the take's own block size.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from engine.audiofile import write_wav
 from engine.errors import InputError
 from engine.modelconfig import read_config
 from engine.outfile import check_writable
-from engine.pool import Pools
+from engine.pool import PadLayout, Pools
 from engine.progress import progress
 from engine.supervisor import GeneratorConfig, pool_layout
 from instrument.kit import pad_mixes
+from instrument.hitlog import Hit, Take, read_take
 from instrument.midifile import NoteEvent, read_notes
 from instrument.mixer import Mixer
 from instrument.preset import Preset
@@ -89,3 +93,61 @@ def _play(events: list[NoteEvent], preset: Preset, pools: Pools, rate: int, seed
         if index == len(events) and mixer.voices == 0:
             break
     return np.concatenate(chunks)
+
+
+def render_take(log: Path, output: Path, device: str = "cpu", show_progress: bool = True) -> float:
+    """Render a take again from its hit log into a WAV file; returns its length in seconds."""
+    from engine.recipe import Remaker   # torch: only once the log has been read
+
+    take = read_take(log)
+    check_writable(output)
+    shots = list(dict.fromkeys((hit.pad, hit.recipe) for hit in take.hits if hit.on))   # each once
+    remaker, remade = Remaker(device), []
+    with progress(len(shots), "one-shots made again", show=show_progress) as bar:
+        for first in range(0, len(shots), 16):   # in steps, for the progress bar
+            remade += remaker.remake_all([recipe for _, recipe in shots[first:first + 16]])
+            bar.update(min(16, len(shots) - first))
+    with Pools.create(_take_layout(len(take.pad_names), shots, remade)) as pools:
+        slots = {}
+        for (pad, recipe), audio in zip(shots, remade):
+            slots[pad, recipe] = int(pools.owned_slots(pad)[0])
+            pools.preload(pad, audio, recipe.seed, fresh=False)
+        audio = _replay(take, pools, slots)
+    write_wav(output, audio.T, take.sample_rate)
+    return audio.shape[0] / take.sample_rate
+
+
+def _take_layout(pads: int, shots, remade) -> list[PadLayout]:
+    """Room for each pad's one-shots (one slot, at least)."""
+    counts, channels, frames = [0] * pads, [2] * pads, [1] * pads
+    for (pad, _), audio in zip(shots, remade):
+        counts[pad] += 1
+        channels[pad], frames[pad] = audio.shape[0], max(frames[pad], audio.shape[1])
+    return [PadLayout(max(1, n), c, f) for n, c, f in zip(counts, channels, frames)]
+
+
+def _replay(take: Take, pools: Pools, slots: dict) -> np.ndarray:
+    """The take's blocks; until its logged end, or until the last voice ends."""
+    block, hits = take.blocksize, take.hits
+    mixer = Mixer(pools, take.mixes, take.sample_rate, take.mixer_blocksize)
+    end = take.end if take.end is not None else (hits[-1].frame if hits else 0) + int(TAIL_LIMIT_S * take.sample_rate)
+    chunks, index, start = [], 0, 0
+    while start < end:
+        while index < len(hits) and hits[index].frame < start + block:
+            _play_hit(mixer, hits[index], hits[index].frame - start, slots)
+            index += 1
+        out = np.zeros((block, 2), np.float32)
+        mixer.render(out)
+        chunks.append(out)
+        start += block
+        if take.end is None and index == len(hits) and mixer.voices == 0:
+            break
+    return np.concatenate(chunks) if chunks else np.zeros((0, 2), np.float32)
+
+
+def _play_hit(mixer: Mixer, hit: Hit, offset: int, slots: dict) -> None:
+    if not hit.on:
+        mixer.note_off(hit.pad, offset)
+        return
+    mixer.set_pad_gains(hit.pad, *hit.gains)
+    mixer.note_on(hit.pad, hit.played, offset, slot=slots[hit.pad, hit.recipe])

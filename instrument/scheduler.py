@@ -88,6 +88,6 @@ class Scheduler:
             self.unmapped += kind == NOTE_ON and velocity > 0
             return
         if kind == NOTE_ON and velocity > 0:
-            self.mixer.note_on(pad, velocity, offset)
+            self.mixer.note_on(pad, velocity, offset, note)
         else:
-            self.mixer.note_off(pad, offset)
+            self.mixer.note_off(pad, offset, note)

@@ -50,6 +50,19 @@ def fill(pools: Pools, p: int, value_of=lambda s: float(s + 1)) -> list[int]:
     return slots
 
 
+def refill(pools: Pools, producer) -> None:
+    """The generator's loop, with the audio callback's part (lending played slots) between."""
+    for _ in range(20):
+        batch = producer.plan()
+        if batch:
+            producer.make(batch)
+        producer.deliver(quiet=0.0)
+        pools.service()
+        producer.deliver(quiet=0.0)
+        if not batch and not any(producer.pending):
+            return
+
+
 def wait_serving(pools: Pools, condition, timeout: float) -> bool:
     """Poll `condition()` as the audio thread would: servicing the pools meanwhile."""
     deadline = time.monotonic() + timeout

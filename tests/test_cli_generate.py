@@ -26,15 +26,33 @@ def test_generate_writes_a_sample_pack_that_can_be_remade(kit_model_file, tmp_pa
     assert (info.samplerate, info.channels, info.frames) == (44100, 2, 1024)
     sidecar = json.loads(wavs[1].with_suffix(".json").read_text())
     assert sidecar["seed"] == 501 and sidecar["class"] == "snare" and sidecar["settings"]["steps"] == 3
+    assert (sidecar["batch"], sidecar["position"]) == (3, 1)   # made second in one batch of 3
 
     again = tmp_path / "again"
-    s = sidecar["settings"]
-    result = noisepad("generate", "--model", kit_model_file, "--class", sidecar["class"], "-n", 1, "-o", again,
-                      "--steps", s["steps"], "--sampler", s["sampler"], "--seed", sidecar["seed"], "--quiet")
+    result = noisepad("generate", "--remake", wavs[1].with_suffix(".json"), "-o", again)
     assert result.returncode == 0, result.stderr
-    first, _ = soundfile.read(str(wavs[1]))
-    remade, _ = soundfile.read(str(again / "snare_501.wav"))
-    np.testing.assert_allclose(remade, first, atol=2 / 2**23)
+    first, _ = soundfile.read(str(wavs[1]), dtype="float32")
+    remade, _ = soundfile.read(str(again / "snare_501.wav"), dtype="float32")   # 32-bit float
+    soundfile.write(str(tmp_path / "as_pack.wav"), remade, 44100, subtype="PCM_24")
+    as_pack, _ = soundfile.read(str(tmp_path / "as_pack.wav"), dtype="float32")
+    assert np.array_equal(as_pack, first)   # the same one-shot: stored at 24 bits as the pack is, the same samples
+
+
+def test_remake_refuses_a_changed_model_or_a_broken_recipe(kit_model_file, tmp_path):
+    pack = tmp_path / "pack"
+    assert noisepad("generate", "--model", kit_model_file, "--class", "kick", "-n", 1, "-o", pack, "--steps", 2,
+                    "--seed", 3, "--quiet").returncode == 0
+    recipe = json.loads((pack / "kick_3.json").read_text())
+    recipe["model_hash"] = "0" * 64
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(recipe))
+    del recipe["seed"]
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(recipe))
+    for path, message in ((changed, "is not the model the one-shot was made with"), (broken, "not a one-shot's recipe (no 'seed')")):
+        result = noisepad("generate", "--remake", path, "-o", tmp_path / "out")
+        assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
 
 
 def test_generate_variations_of_a_source_file(plain_model_file, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 from engine.cache import cache_files, load_pools, save_pools
 from engine.settings import Settings
 from engine.pads import PadSpec
-from engine.pool import GRANTS_TOTAL, PadLayout, Pools
+from engine.pool import GRANTS_TOTAL, ORIGIN_STARTER, Made, PadLayout, Pools
 from tests.pool_fixtures import fill, hammer_producer, pools_of  # noqa: F401
 
 
@@ -196,6 +196,8 @@ def test_cache_round_trip_keeps_fresh_ones_fresh(pools_of, kit_model_file, tmp_p
     pools = pools_of([(3, 2, 64), (3, 2, 64)])
     fill(pools, 0)
     pools.release(0, pools.take(0))      # slot 0 played, 1 and 2 fresh
+    pools._write(0, 1, pools.audio[0][1], 1001, Made(0.5, 3.0, batch=4, position=3))   # as a knob made it, last of 4
+    pools._write(0, 2, pools.audio[0][2], 1002, Made(origin=ORIGIN_STARTER))
     assert save_pools(pools, specs, tmp_path) == 3
     assert [path.exists() for path in cache_files(specs, tmp_path)] == [True, False]
 
@@ -208,6 +210,8 @@ def test_cache_round_trip_keeps_fresh_ones_fresh(pools_of, kit_model_file, tmp_p
     for s in served:
         original = int(again.seed[0, s]) - 1000
         assert np.array_equal(again.audio[0][s], pools.audio[0][original])
+    assert again.made(0, served[0]) == Made(0.5, 3.0, 4, 3) and again.made(0, served[1]).origin == ORIGIN_STARTER
+    assert again.made(0, served[2]).batch == 1 and np.isnan(again.made(0, served[2]).guidance)
 
 
 def test_cache_keys_follow_sound_settings(kit_model_file, tmp_path):
@@ -223,8 +227,9 @@ def test_corrupt_or_mismatched_cache_is_ignored_then_replaced(pools_of, kit_mode
     specs = _specs(kit_model_file)
     kick_file, snare_file = cache_files(specs, tmp_path)
     kick_file.write_bytes(b"PK\x03\x04 not really a zip")
-    np.savez(snare_file, version=np.int64(1), audio=np.zeros((2, 2, 32), np.float32),
-             frames=np.array([32, 32]), seeds=np.array([1, 2]), fresh=np.array([True, False]))
+    np.savez(snare_file, version=np.int64(2), audio=np.zeros((2, 2, 32), np.float32),   # slots are 64 long
+             frames=np.array([32, 32]), seeds=np.array([1, 2]), fresh=np.array([True, False]),
+             made=np.full((2, 2), np.nan), origin=np.zeros(2, np.int64))
 
     pools = pools_of([(3, 2, 64), (3, 2, 64)])
     assert load_pools(pools, specs, tmp_path) == [0, 0]

@@ -8,7 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
+from engine.cache import model_hash
 from engine.pads import PadSpec
+from engine.recipe import Remaker, recipe_for
 from engine.resample import to_playback
 from engine.settings import Settings
 from engine.starter import load_starters, read_starter, starter_files
@@ -43,6 +45,10 @@ def test_starter_fills_empty_pools_tuned_for_each_pad_and_already_played(model_w
     played = audio[[s["seed"] for s in shots].index(pools.seed[0, slot])]
     np.testing.assert_allclose(pools.audio[0][slot, :, :expected.shape[1]], to_playback(played, 44100, 48000, 3.0), atol=1e-6)
     assert load_starters(pools, specs) == [0, 0, 0]   # only into empty pools
+
+    recipe = recipe_for(specs[0], int(pools.seed[0, slot]), model_hash(model_with_starter), pools.made(0, slot))
+    assert recipe.starter   # recalled from the starter, not generated from its seed at the pad's settings
+    assert np.array_equal(Remaker().remake(recipe), pools.audio[0][slot, :, : pools.frames[0, slot]])
 
 
 def test_a_starter_made_by_another_model_or_broken_is_skipped(model_with_starter, pools_for, tmp_path, caplog):
