@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_devices(commands)
     _add_render(commands)
     _add_keep(commands)
+    _add_kit(commands)
     _add_generate(commands)
     _add_starter(commands)
     _add_convert(commands)
@@ -181,6 +182,29 @@ def _device_name(requested: str | None) -> str:
     from engine.device import pick_device
 
     return str(pick_device(requested))
+
+
+def _add_kit(commands) -> None:
+    command = commands.add_parser("kit", help="N fresh one-shots per pad of a preset, as an SFZ or Hydrogen kit")
+    command.add_argument("--preset", type=Path, help="preset (default: the default kit)")
+    command.add_argument("-n", type=int, default=8, help="one-shots per pad (default 8)")
+    command.add_argument("-o", "--output", type=Path, required=True, help="folder for the kit")
+    command.add_argument("--format", choices=["sfz", "hydrogen"], default="sfz",
+                         help="sfz: KIT.sfz and samples/; hydrogen: KIT/ with drumkit.xml, packed as KIT.h2drumkit")
+    command.add_argument("--seed", type=int, default=0, help="the same seed makes the same kit (default 0)")
+    command.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: best available)")
+    command.set_defaults(run=run_kit)
+
+
+def run_kit(args) -> int:
+    from instrument.kit_export import export_kit
+    from instrument.preset import load_preset
+
+    _interrupt_on_sigterm()
+    preset = load_preset(args.preset)
+    written = export_kit(preset, args.n, args.output, args.format, seed=args.seed, device=_device_name(args.device))
+    print(f"wrote {written} ({args.n} one-shots per pad, {len(preset.pads)} pads)")
+    return 0
 
 
 def _add_generate(commands) -> None:
