@@ -20,6 +20,7 @@ from engine.pool import Pools
 from engine.starter import load_starters
 from engine.supervisor import GeneratorConfig, GeneratorSupervisor, pool_layout
 from instrument.controls import ControlMap
+from instrument.dashboard import status_display
 from instrument.hitlog import HitLog, HitLogWriter, hit_log_path
 from instrument.keepers import write_keeper
 from instrument.kit import pad_mixes
@@ -91,8 +92,8 @@ def _play(options: PlayOptions, preset: Preset, player) -> int:
         print(f"noisepad: {preset.name} on {player.label} at {player.rate} Hz, block {player.blocksize}; "
               f"MIDI in: {midi}; {cached} one-shots from the cache, {starters} from the starter pool. Ctrl-C stops.", file=sys.stderr, flush=True)
         keep = lambda: _write_keepers(controls, pools, preset, options.keep_dir, player.rate)   # noqa: E731
-        _status_loop(stop, player, engine, pools, supervisor, options.status_every, keep)
-        print("\n" + _summary(engine, pools, supervisor), file=sys.stderr, flush=True)
+        _status_loop(stop, player, engine, pools, supervisor, options.status_every, keep, [p.name for p in preset.pads])
+        print(_summary(engine, pools, supervisor), file=sys.stderr, flush=True)
     if player.server_gone.is_set():
         print("noisepad: the JACK server stopped; the pools are saved", file=sys.stderr, flush=True)
         return 1
@@ -211,37 +212,20 @@ def _write_keepers(controls: ControlMap, pools: Pools, preset: Preset, folder: P
 
 
 def _status_loop(stop: threading.Event, player, engine: LiveEngine, pools: Pools, supervisor, every: float,
-                 keep=list) -> None:
-    tty = sys.stderr.isatty()
+                 keep=list, names: list[str] = ()) -> None:
     gone = player.server_gone
     follow_midi = getattr(player, "follow_midi", list)   # JACK only: rtmidi does not see ports go
-    last_line = 0.0
     started, ready = time.monotonic(), False
-    while not gone.is_set():
-        for notice in follow_midi() + keep():
-            print(f"{chr(13) if tty else ''}noisepad: {notice}", file=sys.stderr, flush=True)
-        if not ready and all(pools.available(p) > 0 for p in range(pools.pads)):
-            ready = True
-            print(f"{chr(13) if tty else ''}noisepad: every pad ready after {time.monotonic() - started:.1f} s",
-                  file=sys.stderr, flush=True)
-        if tty:
-            print("\r" + _status(engine, pools, supervisor), end="", file=sys.stderr, flush=True)
-        elif time.monotonic() - last_line >= 10:
-            print(_status(engine, pools, supervisor), file=sys.stderr, flush=True)
-            last_line = time.monotonic()
-        if stop.wait(every):
-            return
-
-
-def _status(engine: LiveEngine, pools: Pools, supervisor) -> str:
-    stats, pool = engine.stats(), pools.stats()
-    fresh = sum(p.fresh for p in pool.pads)
-    size = sum(pools.sizes)
-    ready = sum(p.available > 0 for p in pool.pads)
-    generator = "up" if supervisor.alive else "restarting"
-    return (f"pads {ready}/{len(pool.pads)} ready, fresh {fresh}/{size} | hits {stats.hits} "
-            f"({pool.fresh_hit_ratio:.0%} fresh) | {pool.rate:.1f} shots/s, generator {generator} | "
-            f"voices {stats.voices} | xruns {stats.xruns} | callback p99 {stats.p99_ms:.2f}/{stats.budget_ms:.1f} ms  ")
+    with status_display(list(names)) as display:
+        while not gone.is_set():
+            for notice in follow_midi() + keep():
+                display.say(f"noisepad: {notice}")
+            if not ready and all(pools.available(p) > 0 for p in range(pools.pads)):
+                ready = True
+                display.say(f"noisepad: every pad ready after {time.monotonic() - started:.1f} s")
+            display.update(engine, pools, supervisor)
+            if stop.wait(every):
+                return
 
 
 def _summary(engine: LiveEngine, pools: Pools, supervisor) -> str:

@@ -376,3 +376,30 @@ def test_a_take_renders_again_from_its_hit_log(kit_model_file, tmp_path):
     print(f"\nrecorded take against its render from the hit log: largest difference {difference:.3g}")
     assert len(take) == len(again) and np.abs(take).max() > 0.1
     assert np.array_equal(take, again)   # the same take, to the bit: made again on the same threads
+
+
+def test_on_a_terminal_play_shows_a_live_dashboard(click_preset, tmp_path):
+    import pty
+    import select
+
+    main_end, terminal = pty.openpty()
+    with jack_server(rate=RATE, period=PERIOD) as server:
+        command = [sys.executable, "-m", "instrument.cli", "play", "--audio", "jack", "--virtual",
+                   "--preset", str(click_preset), "--cache", str(tmp_path / "cache")]
+        process = subprocess.Popen(command, env=dict(server.env, COLUMNS="120"), stdin=subprocess.DEVNULL,
+                                   stdout=terminal, stderr=terminal)
+        os.close(terminal)
+        shown = b""
+        try:
+            while not (b"every pad ready" in shown and b"clack" in shown and b"one-shots/s" in shown):
+                ready, _, _ = select.select([main_end], [], [], 60)
+                assert ready and process.poll() is None, shown.decode(errors="replace")
+                shown += os.read(main_end, 65536)
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(30)
+            os.close(main_end)
+    text = shown.decode(errors="replace")
+    assert process.returncode == 0, text
+    assert "pool" in text and "fresh hits" in text and "last seed" in text   # the table's header
+    assert "callback p99" in text and "note delay" in text                  # its footer
