@@ -1,6 +1,7 @@
 """Live controls: MIDI CCs and notes mapped to knobs and buttons on one pad or all.
 
-Knobs (a CC's 0-127 mapped onto a range): `gain_db` and `pan` apply to the next hit;
+Knobs (a CC's 0-127 mapped onto a range): `gain_db`, `pan` and `decay` (seconds to silence)
+apply to the next hit;
 `strength` (variation) and `guidance` to the one-shots made from then on. Buttons (a note, or a
 CC pressed at 64 and above): `refresh` makes every one-shot the pad holds stale, so the
 generator replaces them first; `hold` stops the pad's refills while pressed (a CC) or until
@@ -17,8 +18,10 @@ import numpy as np
 
 from engine.pool import Pools
 
-KNOBS = {"gain_db": (-60.0, 12.0), "pan": (-1.0, 1.0), "strength": (0.0, 1.0), "guidance": (0.0, 20.0)}
-DEFAULT_RANGES = {"gain_db": (-24.0, 6.0), "pan": (-1.0, 1.0), "strength": (0.0, 1.0), "guidance": (1.0, 4.0)}
+KNOBS = {"gain_db": (-60.0, 12.0), "pan": (-1.0, 1.0), "decay": (0.005, 10.0), "strength": (0.0, 1.0),
+         "guidance": (0.0, 20.0)}
+DEFAULT_RANGES = {"gain_db": (-24.0, 6.0), "pan": (-1.0, 1.0), "decay": (0.05, 1.0), "strength": (0.0, 1.0),
+                  "guidance": (1.0, 4.0)}
 BUTTONS = ("refresh", "hold", "keep")
 
 
@@ -81,6 +84,8 @@ class ControlMap:
                 self.mixer.set_gain_db(p, value)
             elif control.action == "pan":
                 self.mixer.set_pan(p, value)
+            elif control.action == "decay":
+                self.mixer.set_decay_frames(p, round(value * self.mixer.sample_rate))
             elif control.action == "strength":
                 self.pools.strength[p] = value
             else:

@@ -24,7 +24,7 @@ from instrument.preset import Pad
 
 FORMAT = "noisepad hits 1"
 NOTE_OFF, NOTE_ON = 0, 1
-INTS = ("frame", "kind", "pad", "note", "velocity", "played", "seed", "batch", "position", "threads", "origin")
+INTS = ("frame", "kind", "pad", "note", "velocity", "played", "decay", "seed", "batch", "position", "threads", "origin")
 FLOATS = ("strength", "guidance", "gain_left", "gain_right")
 
 
@@ -46,14 +46,14 @@ class HitLog:
         self.dropped = 0   # callback-owned
 
     def note_on(self, frame: int, pad: int, slot: int, note: int, velocity: int, played: int,
-                gains: np.ndarray) -> None:
+                gains: np.ndarray, decay: int) -> None:
         row = self._row()
         if row < 0:
             return
         pools, ints, floats = self.pools, self.ints[row], self.floats[row]
         ints[0], ints[1], ints[2], ints[3], ints[4], ints[5] = frame, NOTE_ON, pad, note, velocity, played
-        ints[6], ints[7] = pools.seed[pad, slot], pools.made_batch[pad, slot]
-        ints[8], ints[9], ints[10] = pools.made_position[pad, slot], pools.made_threads[pad, slot], pools.origin[pad, slot]
+        ints[6], ints[7], ints[8] = decay, pools.seed[pad, slot], pools.made_batch[pad, slot]
+        ints[9], ints[10], ints[11] = pools.made_position[pad, slot], pools.made_threads[pad, slot], pools.origin[pad, slot]
         floats[0], floats[1] = pools.made_strength[pad, slot], pools.made_guidance[pad, slot]
         floats[2], floats[3] = gains[0], gains[1]
         self.written += 1
@@ -116,7 +116,7 @@ class HitLogWriter:
         made = Made(knobs["strength"], knobs["guidance"], hit["batch"], hit["position"], hit["threads"], hit["origin"])
         recipe = recipe_for(spec, hit["seed"], self.hashes[Path(spec.model)], made)
         return {**event, "velocity": hit["velocity"], "played": hit["played"],
-                "gain": [knobs["gain_left"], knobs["gain_right"]], "recipe": recipe.to_dict()}
+                "gain": [knobs["gain_left"], knobs["gain_right"]], "decay_frames": hit["decay"], "recipe": recipe.to_dict()}
 
     def close(self, end_frame: int, recording_dropped: int = 0) -> None:
         """The last hits, and a closing line: where the take ended and what was lost."""
@@ -137,6 +137,7 @@ class Hit:
     on: bool
     played: int = 0
     gains: tuple[float, float] = (1.0, 1.0)
+    decay_frames: int = 0
     recipe: Recipe | None = None
 
 
@@ -204,9 +205,10 @@ def _hit(where: str, event: dict, names: list[str]) -> Hit:
         if event.get("off"):
             return Hit(frame, names.index(name), on=False)
         played, gains = int(event["played"]), tuple(float(g) for g in event["gain"])
-        if not 1 <= played <= 127 or len(gains) != 2:
-            raise InputError(where, f"velocity {played} or gain {list(gains)} out of range")
-        return Hit(frame, names.index(name), True, played, gains, Recipe.from_dict(event["recipe"], where))
+        decay = int(event.get("decay_frames", 0))
+        if not 1 <= played <= 127 or len(gains) != 2 or decay < 0:
+            raise InputError(where, f"velocity {played}, gain {list(gains)} or decay {decay} out of range")
+        return Hit(frame, names.index(name), True, played, gains, decay, Recipe.from_dict(event["recipe"], where))
     except (KeyError, TypeError, ValueError) as error:
         raise InputError(where, f"is not a hit ({type(error).__name__}: {error})") from None
 

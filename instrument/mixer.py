@@ -60,6 +60,7 @@ class Mixer:
         self._choke = [p.choke for p in pads]
         self._spread = _velocity_spreads(pads, seed)
         self._pad_hits = [0] * len(pads)
+        self._decay_frames = np.zeros(len(pads), np.int64)   # the decay knob's: 0 for none
         self._release = [p.release_on_note_off for p in pads]
         fade = max(2, int(round(FADE_MS * sample_rate / 1000)))
         self._ramp = (0.5 + 0.5 * np.cos(np.pi * np.arange(fade + max_blocksize) / fade)).astype(np.float32)
@@ -70,6 +71,7 @@ class Mixer:
         self._scratch = np.zeros((channels, max_blocksize), np.float32)
         self._envelope = np.ones(max_blocksize, np.float32)
         self._count = np.arange(1, max_blocksize + 1, dtype=np.float32)
+        self._decay_curve = np.zeros(max_blocksize, np.float32)
         self._allocate_voices(max_voices + SPARE_VOICES)
 
     def _allocate_voices(self, n: int) -> None:
@@ -81,6 +83,7 @@ class Mixer:
         self.fade_at = np.full(n, -1, np.int64) # offset in the coming block where its fade starts
         self.fade_pos = np.full(n, -1, np.int64)  # -1: not fading; else frames of fade done
         self.gain = np.zeros((n, 2), np.float32)
+        self.decay = np.zeros(n, np.int64)      # frames to silence (the decay knob), 0: none
         self.started = np.zeros(n, np.int64)    # start order, for stealing the oldest
         self._order = 0
 
@@ -108,8 +111,10 @@ class Mixer:
             velocity = min(127, max(1, velocity + int(spread[self._pad_hits[pad] % len(spread)])))
         self._pad_hits[pad] += 1
         self.gain[v] = self._pad_gains[pad] * self._velocity[pad, velocity]
+        self.decay[v] = self._decay_frames[pad]
         if self.hit_log is not None:
-            self.hit_log.note_on(self.frame + offset, pad, slot, note, sent, velocity, self._pad_gains[pad])
+            self.hit_log.note_on(self.frame + offset, pad, slot, note, sent, velocity, self._pad_gains[pad],
+                                 self.decay[v])
         self.started[v] = self._order
         self._order += 1
         return True
@@ -122,6 +127,11 @@ class Mixer:
     def set_pan(self, pad: int, pan: float) -> None:
         self._pans[pad] = pan
         self._update_pad_gain(pad)
+
+    def set_decay_frames(self, pad: int, frames: int) -> None:
+        """From the next hit on (a knob): the pad's hits fade to silence over `frames` from
+        their start, flat at first as the preset's decay (0: they play out)."""
+        self._decay_frames[pad] = max(0, frames)
 
     def set_pad_gains(self, pad: int, left: float, right: float) -> None:
         """The pad's gain per channel, pan included, as set_gain_db and set_pan make it (a replay)."""
@@ -180,10 +190,14 @@ class Mixer:
         p, s, start = self.pad[v], self.slot[v], self.delay[v]
         audio = self.pools.audio[p]
         length = int(self.pools.frames[p, s])
+        if self.decay[v]:
+            length = min(length, int(self.decay[v]))
         n = min(frames - start, length - self.position[v])
         if n > 0:
             source = audio[s, :, self.position[v]:self.position[v] + n]
             envelope = self._fade_envelope(v, start, n)
+            if self.decay[v]:
+                envelope = self._decay_envelope(v, n, envelope)
             scratch = self._scratch[:, :n]
             for channel in range(out.shape[1]):
                 np.multiply(source[min(channel, source.shape[0] - 1)], self.gain[v, channel], out=scratch[0])
@@ -213,6 +227,18 @@ class Mixer:
         envelope[hold:] = self._ramp[done:done + n - hold]
         self.fade_pos[v] = done + n - hold
         return envelope
+
+    def _decay_envelope(self, v: int, n: int, fade: np.ndarray | None) -> np.ndarray:
+        """cos^2 from 1 at the voice's start to 0 at its decay, over its next n frames (times
+        the fade, if it is fading)."""
+        curve = self._decay_curve[:n]
+        np.add(self._count[:n], self.position[v] - 1, out=curve)
+        curve *= 0.5 * np.pi / self.decay[v]
+        np.cos(curve, out=curve)
+        np.multiply(curve, curve, out=curve)
+        if fade is not None:
+            curve *= fade
+        return curve
 
     def _end_voice(self, v: int) -> None:
         self.pools.release(int(self.pad[v]), int(self.slot[v]))

@@ -150,4 +150,5 @@ def _play_hit(mixer: Mixer, hit: Hit, offset: int, slots: dict) -> None:
         mixer.note_off(hit.pad, offset)
         return
     mixer.set_pad_gains(hit.pad, *hit.gains)
+    mixer.set_decay_frames(hit.pad, hit.decay_frames)
     mixer.note_on(hit.pad, hit.played, offset, slot=slots[hit.pad, hit.recipe])

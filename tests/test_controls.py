@@ -26,6 +26,7 @@ RATE, BLOCK = 44100, 128
 CC, NOTE_ON = 0xB0, 0x90
 CONTROLS = """controls:
   - {cc: 7, knob: gain_db, pad: kick, range: [-24, 0]}
+  - {cc: 73, knob: decay, pad: kick, range: [0.005, 0.05]}
   - {cc: 71, knob: guidance, range: [1, 5]}
   - {cc: 20, button: refresh, pad: kick}
   - {cc: 21, button: hold, pad: snare}
@@ -76,6 +77,24 @@ def test_a_gain_knob_changes_the_next_hit(rig):
     assert ratio_db < -10, ratio_db
     scheduler.apply(CC | 9, 7, 127, 0)    # back up to 0 dB
     assert hit_peak(mixer, scheduler) > quieter * 5
+
+
+def test_a_decay_knob_shortens_the_next_hit(rig):
+    _, _, mixer, _, scheduler = rig
+
+    def frames_sounding() -> int:
+        scheduler.apply(NOTE_ON | 9, 36, 127, 0)
+        blocks = 0
+        while mixer.voices:
+            mixer.render(np.zeros((BLOCK, 2), np.float32))
+            blocks += 1
+        return blocks * BLOCK
+
+    assert frames_sounding() >= 1024        # the whole one-shot
+    scheduler.apply(CC | 9, 73, 0, 0)       # decay knob down: silent 5 ms in
+    assert frames_sounding() <= 2 * BLOCK   # 220 frames, within the block after the first
+    scheduler.apply(CC | 9, 73, 127, 0)     # up: 50 ms
+    assert 2 * BLOCK < frames_sounding() <= 18 * BLOCK
 
 
 def test_a_generation_knob_changes_the_one_shots_made_from_then_on(rig, kit_model_file):
@@ -136,7 +155,7 @@ def test_keep_writes_the_last_one_shot_that_its_json_remakes(rig, preset, tmp_pa
 
 
 @pytest.mark.parametrize("entry, problem", [
-    ("{cc: 7, knob: volume}", "controls[0].knob: must be a name (one of gain_db, guidance, pan, strength), not 'volume'"),
+    ("{cc: 7, knob: volume}", "controls[0].knob: must be a name (one of decay, gain_db, guidance, pan, strength), not 'volume'"),
     ("{note: 36, button: keep}", "controls[0].note: note 36 already plays pad 'kick'"),
     ("{note: 61, knob: gain_db}", "controls[0].note: a knob needs a cc (a note is a button)"),
     ("{cc: 7, knob: pan, range: [-2, 1]}", "controls[0].range: must be a number from -1.0 to 1.0, not -2"),

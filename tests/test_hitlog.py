@@ -32,7 +32,8 @@ def preset(tmp_path, kit_model_file):
         f"models:\n  kit: {{path: {kit_model_file}}}\npads:\n"
         "  kick: {notes: [36], model: kit, class: kick, steps: 2, pool: 2, humanize: {velocity: 12, pitch: 30}}\n"
         "  hat: {notes: [42], model: kit, class: hihat_closed, steps: 2, pool: 2, pan: -0.5, release_on_note_off: true}\n"
-        "controls:\n  - {cc: 7, knob: gain_db, pad: kick}\n  - {cc: 71, knob: guidance, range: [1, 4]}\n")
+        "controls:\n  - {cc: 7, knob: gain_db, pad: kick}\n  - {cc: 71, knob: guidance, range: [1, 4]}\n"
+        "  - {cc: 72, knob: decay, pad: hat, range: [0.005, 0.02]}\n")
     return load_preset(path, samplerate=RATE)
 
 
@@ -56,6 +57,8 @@ def play_a_take(preset, pools_for, log_path):
             events = [(37, NOTE_ON, 36, 90 + 5 * step), (30 * step + 3, NOTE_ON, 42, 100), (100, NOTE_OFF, 42, 0)]
             if step == 2:
                 events.append((0, CC, 7, 16 * bar))
+            if step == 1:
+                events.append((0, CC, 72, 30 * bar % 128))
             for offset, status, note, velocity in events:
                 scheduler.apply(status, note, velocity, offset)
                 if note == 42 and status == NOTE_ON:
@@ -82,6 +85,7 @@ def test_a_take_renders_again_from_its_hit_log_to_the_bit(preset, pools_for, tmp
     assert len({h["recipe"]["settings"]["guidance"] for h in hits}) > 1          # made at more than one knob
     assert len({h["played"] - h["velocity"] for h in hits if h["pad"] == "kick"}) > 1   # humanized
     assert len({h["gain"][0] for h in hits if h["pad"] == "kick"}) > 1           # the gain knob moved
+    assert len({h["decay_frames"] for h in hits if h["pad"] == "hat"}) > 2       # and the decay knob
 
     again = tmp_path / "again.wav"
     assert render_take(log, again, show_progress=False) == pytest.approx(len(take) / RATE)

@@ -163,3 +163,16 @@ def test_pad_outputs_carry_each_pad_alone_and_sum_to_the_mix(pools):
     assert np.all(pads[1, :50] == 0) and np.allclose(pads[1, 50:, 0], 0.05) and np.all(pads[1, :, 1] == 0)
     assert np.all(pads[2] == 0)
     np.testing.assert_allclose(pads.sum(axis=0), out, atol=1e-7)   # below the limiter, they add up
+
+
+def test_the_decay_knob_fades_the_next_hits_to_silence_and_leaves_playing_ones(pools):
+    fill(pools, 0, [dc_shot(0.25)] * 3)
+    mixer = mixer_for(pools, PadMix(gain=1.0, pan=0.0))
+    mixer.note_on(0, 127)                      # before the knob: plays out
+    mixer.set_decay_frames(0, 300)
+    mixer.note_on(0, 127)                      # after it: silent 300 frames in
+    mixer.set_decay_frames(0, 0)
+    out = run(mixer, 4)[:, 0]
+    decayed = 0.25 * np.cos(0.5 * np.pi * np.arange(300) / 300) ** 2   # flat at first, then to zero
+    assert np.allclose(out[:300], 0.25 + decayed, atol=1e-6)
+    assert np.allclose(out[300:512], 0.25) and mixer.voices == 1   # it ended there, with no step
