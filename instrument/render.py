@@ -25,8 +25,10 @@ from engine.progress import progress
 from engine.supervisor import GeneratorConfig, pool_layout
 from instrument.kit import pad_mixes
 from instrument.hitlog import Hit, Take, read_take
-from instrument.midifile import NoteEvent, read_notes
+from instrument.controls import ControlMap
+from instrument.midifile import MidiEvent, read_events
 from instrument.mixer import Mixer
+from instrument.scheduler import EventQueue, Scheduler
 from instrument.preset import Preset
 
 TAIL_LIMIT_S = 10.0
@@ -39,7 +41,7 @@ def render(midi: Path, output: Path, preset: Preset, seed: int = 0, device: str 
     goes to stderr: a bar on a terminal, plain lines otherwise."""
     from engine.generator import Producer  # torch: only once there is something to render
 
-    events = read_notes(midi, preset.midi_channel)
+    events = read_events(midi, preset.midi_channel)
     _check_mapped(midi, events, preset)
     check_writable(output)   # now, not after minutes of generating
     rate = preset.samplerate or read_config(preset.pads[0].spec.model).sample_rate
@@ -56,35 +58,39 @@ def render(midi: Path, output: Path, preset: Preset, seed: int = 0, device: str 
     return audio.shape[0] / rate
 
 
-def _check_mapped(midi: Path, events: list[NoteEvent], preset: Preset) -> None:
-    unmapped = sorted({e.note for e in events if e.velocity > 0 and preset.note_to_pad[e.note] < 0})
+def _check_mapped(midi: Path, events: list[MidiEvent], preset: Preset) -> None:
+    buttons = {control.number for control in preset.controls if control.source == "note"}
+    unmapped = sorted({e.data1 for e in events
+                       if e.is_note_on and preset.note_to_pad[e.data1] < 0 and e.data1 not in buttons})
     if unmapped:
         notes = ", ".join(map(str, unmapped[:12])) + (" ..." if len(unmapped) > 12 else "")
         raise InputError(midi, f"notes {notes} are mapped to no pad of {preset.path.name}")
 
 
-def _specs_for(events: list[NoteEvent], preset: Preset, rate: int, max_per_pad: int | None = None):
+def _specs_for(events: list[MidiEvent], preset: Preset, rate: int, max_per_pad: int | None = None):
     hits = [0] * len(preset.pads)
     for event in events:
-        if event.velocity > 0:
-            hits[preset.note_to_pad[event.note]] += 1
+        if event.is_note_on and preset.note_to_pad[event.data1] >= 0:
+            hits[preset.note_to_pad[event.data1]] += 1
     cap = max_per_pad or 256
     return [replace(pad.spec, pool_size=max(1, min(count, pad.spec.pool_size, cap)), sample_rate=rate)
             for pad, count in zip(preset.pads, hits)]
 
 
-def _play(events: list[NoteEvent], preset: Preset, pools: Pools, rate: int, seed: int) -> np.ndarray:
+def _play(events: list[MidiEvent], preset: Preset, pools: Pools, rate: int, seed: int) -> np.ndarray:
+    """Through the live path's scheduler and controls: notes, and knobs turned by CCs (those
+    of the next hit; the one-shots were all made before)."""
     block = preset.blocksize
     mixer = Mixer(pools, pad_mixes(preset), rate, block, seed=seed)
+    controls = ControlMap(preset.controls, len(preset.pads), mixer, pools)
+    scheduler = Scheduler(EventQueue(), mixer, preset.note_to_pad, rate, delay=0.0, controls=controls)
     positions = [int(round(e.time * rate)) for e in events]
     end = positions[-1] + int(TAIL_LIMIT_S * rate)
     chunks, index, start = [], 0, 0
     while start < end:
         while index < len(events) and positions[index] < start + block:
-            event, offset = events[index], positions[index] - start
-            pad = preset.note_to_pad[event.note]
-            if pad >= 0:
-                mixer.note_on(pad, event.velocity, offset) if event.velocity > 0 else mixer.note_off(pad, offset)
+            event = events[index]
+            scheduler.apply(event.status, event.data1, event.data2, positions[index] - start)
             index += 1
         out = np.zeros((block, 2), np.float32)
         mixer.render(out)

@@ -13,7 +13,7 @@ from engine.modelfile import load_model
 from engine.settings import Settings
 from instrument.cli import main
 from instrument.demo import GROOVE, play_file
-from instrument.midifile import read_notes
+from instrument.midifile import read_events
 from instrument.preset import DEFAULT_PRESET, load_preset
 
 GM_PRESET = DEFAULT_PRESET.with_name("gm.yaml")
@@ -71,7 +71,7 @@ def test_demo_renders_the_groove(tmp_path, capsys):
     assert main(["demo", "--no-play", "-o", str(out), "--seed", "7", "--device", "cpu"]) == 0
     assert f"wrote {out}" in capsys.readouterr().out
     audio, rate = soundfile.read(out)
-    onsets = sorted({round(e.time, 4) for e in read_notes(GROOVE) if e.velocity > 0})
+    onsets = sorted({round(e.time, 4) for e in read_events(GROOVE) if e.is_note_on})
     assert rate == 44100 and onsets[-1] < audio.shape[0] / rate < onsets[-1] + 10
     assert np.all(np.isfinite(audio)) and np.abs(audio).max() <= 1.0
     rising = [rms(audio, rate, t, t + 0.02) > rms(audio, rate, t - 0.02, t) for t in onsets if t >= 0.02]

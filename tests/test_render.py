@@ -136,3 +136,25 @@ def test_render_shows_what_it_made_of_what_it_needs(tmp_path, kit_preset):
     # two kicks and a snare, and one for the hat the file never plays
     assert lines[0].startswith("one-shots made: ") and lines[-2] == "one-shots made: 4 of 4 one-shots"
     assert lines[-1] == "rendering beat.mid ..."
+
+
+def test_render_turns_the_presets_knobs_from_the_files_ccs(tmp_path, kit_model_file):
+    preset = write_kit_preset(tmp_path / "kit.yaml", kit_model_file, {
+        "kick": "notes: [36], class: kick, steps: 2, pool: 1",   # one one-shot: every hit plays it
+    })
+    preset.write_text(preset.read_text() + "controls:\n  - {cc: 7, knob: gain_db, pad: kick, range: [-24, 0]}\n"
+                      "  - {note: 60, button: keep, pad: kick}\n")
+    midi = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    track.extend([mido.Message("note_on", note=36, velocity=100, channel=9, time=0),
+                  mido.Message("control_change", control=7, value=0, channel=9, time=240),
+                  mido.Message("note_on", note=60, velocity=100, channel=9, time=0),   # a button: plays no pad
+                  mido.Message("note_on", note=36, velocity=100, channel=9, time=240)])
+    midi.save(str(tmp_path / "knob.mid"))
+    result = noisepad("render", tmp_path / "knob.mid", "-o", tmp_path / "out.wav", "--preset", preset)
+    assert result.returncode == 0, result.stderr
+    audio, rate = soundfile.read(str(tmp_path / "out.wav"))
+    beat = rate // 2   # 120 bpm
+    first, second = (np.abs(audio[at:at + 2000]).max() for at in (0, beat))
+    assert 20 * np.log10(second / first) == pytest.approx(-24, abs=0.01)
