@@ -104,7 +104,7 @@ def _write_atomically(path: Path, snapshot: PadSnapshot) -> None:
         with os.fdopen(handle, "wb") as file:
             np.savez(file, version=np.int64(FORMAT_VERSION), audio=snapshot.audio,
                      frames=snapshot.frames, seeds=snapshot.seeds, fresh=snapshot.fresh,
-                     knobs=np.array([(m.strength, m.guidance) for m in snapshot.made], np.float64).reshape(-1, 2),
+                     knobs=np.array([(m.strength, m.guidance, m.tune) for m in snapshot.made], np.float64).reshape(-1, 3),
                      batch=np.array([(m.batch, m.position, m.threads) for m in snapshot.made], np.int64).reshape(-1, 3),
                      origin=np.array([m.origin for m in snapshot.made], np.int64))
         os.replace(temp, path)
@@ -136,9 +136,10 @@ def _read(path: Path, slot_shape: tuple[int, int]) -> PadSnapshot | None:
 
 def _made(data) -> tuple[Made, ...]:
     knobs, batch, origin = data["knobs"], data["batch"], data["origin"]
-    if knobs.shape[1:] != (2,) or batch.shape[1:] != (3,) or not len(knobs) == len(batch) == len(origin):
+    if knobs.shape[1:] != (3,) or batch.shape[1:] != (3,) or not len(knobs) == len(batch) == len(origin):
         raise ValueError("made-with arrays do not match")
-    return tuple(Made(float(k[0]), float(k[1]), *map(int, b), int(o)) for k, b, o in zip(knobs, batch, origin))
+    return tuple(Made(float(k[0]), float(k[1]), *map(int, b), int(o), float(k[2]))
+                 for k, b, o in zip(knobs, batch, origin))
 
 
 def _misfit(snapshot: PadSnapshot, slot_shape: tuple[int, int]) -> str | None:

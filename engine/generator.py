@@ -164,9 +164,10 @@ class Producer:
         for position, (p, seed, audio) in enumerate(zip(batch, seeds, results)):
             if audio is None:
                 continue  # NaN or silence; the pad stays wanting, so it is made again
-            spec = self.jobs[p].spec
-            finished = to_playback(audio, rate, spec.sample_rate, spec.tune_for(seed), spec.decay)
-            made_with = Made(settings.strength, settings.guidance, len(batch), position, threads)
+            spec, knob = self.jobs[p].spec, float(self.pools.tune[p])
+            tune = spec.tune_for(seed) + (0.0 if math.isnan(knob) else knob)
+            finished = to_playback(audio, rate, spec.sample_rate, tune, spec.decay)
+            made_with = Made(settings.strength, settings.guidance, len(batch), position, threads, tune=knob)
             self.pending[p].append((finished, seed, made_with))
             made += 1
         self.pools.note_batch(batch, made, len(batch) - made, time.monotonic() - started)

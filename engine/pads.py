@@ -25,11 +25,12 @@ class PadSpec:
     decay: float | None = None       # seconds until the one-shot has faded out; None: as made
     sample_rate: int | None = None   # the audio device's rate; None: the model's
     pitch_spread: float = 0.0        # humanize: cents each one-shot is tuned by at most, either way
+    tune_room: float = 0.0           # semitones a tune knob can take it below `tune` (slots sized for it)
 
     def output_frames(self, model_rate: int, model_length: int) -> int:
         """Frames of the longest finished one-shot after resampling to the device rate and
         tuning (the lowest a pitch spread can take it)."""
-        lowest = self.tune - self.pitch_spread / 100
+        lowest = self.tune - self.tune_room - self.pitch_spread / 100
         return math.ceil(model_length * playback_ratio(model_rate, self.sample_rate, lowest))
 
     def tune_for(self, seed: int) -> float:

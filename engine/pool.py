@@ -47,8 +47,8 @@ PAD_FIELDS = (
 )
 # live generation settings per pad, written by the consumer (a knob), read by the producer;
 # NaN: as the pad's spec says. Per slot, the producer records the values each one-shot was made with.
-PAD_KNOBS = ("strength", "guidance")   # C
-SLOT_KNOBS = ("made_strength", "made_guidance")   # P
+PAD_KNOBS = ("strength", "guidance", "tune")   # C
+SLOT_KNOBS = ("made_strength", "made_guidance", "made_tune")   # P
 SLOT_FIELDS = (
     "filled", "frames", "seed", "made_batch", "made_position", "made_threads", "origin", "ring",  # P
     "lent", "voices", "lru_prev", "lru_next",  # C
@@ -71,6 +71,7 @@ class Made:
     position: int = 0
     threads: int = 0
     origin: int = ORIGIN_GENERATED
+    tune: float = math.nan        # the tune knob's semitones on top of the pad's (NaN: not turned)
 
 
 @dataclass(frozen=True)
@@ -135,8 +136,8 @@ class Pools:
     frames: np.ndarray; seed: np.ndarray; origin: np.ndarray                           # noqa: E702
     made_batch: np.ndarray; made_position: np.ndarray; made_threads: np.ndarray         # noqa: E702
     totals: np.ndarray; rate: np.ndarray                                               # noqa: E702
-    held: np.ndarray; strength: np.ndarray; guidance: np.ndarray                       # noqa: E702
-    made_strength: np.ndarray; made_guidance: np.ndarray                               # noqa: E702
+    held: np.ndarray; strength: np.ndarray; guidance: np.ndarray; tune: np.ndarray     # noqa: E702
+    made_strength: np.ndarray; made_guidance: np.ndarray; made_tune: np.ndarray        # noqa: E702
 
     def __init__(self, memory: shared_memory.SharedMemory, layout: tuple[PadLayout, ...], owner: bool):
         self._memory = memory
@@ -356,13 +357,14 @@ class Pools:
         self.frames[p, s] = n
         self.seed[p, s] = seed
         self.made_strength[p, s], self.made_guidance[p, s] = made.strength, made.guidance
+        self.made_tune[p, s] = made.tune
         self.made_batch[p, s], self.made_position[p, s] = made.batch, made.position
         self.made_threads[p, s], self.origin[p, s] = made.threads, made.origin
 
     def made(self, p: int, s: int) -> Made:
         return Made(float(self.made_strength[p, s]), float(self.made_guidance[p, s]),
                     int(self.made_batch[p, s]), int(self.made_position[p, s]), int(self.made_threads[p, s]),
-                    int(self.origin[p, s]))
+                    int(self.origin[p, s]), float(self.made_tune[p, s]))
 
     def _push_fresh(self, p: int, s: int) -> None:
         head = self.head[p]

@@ -91,10 +91,11 @@ def recipe_for(spec: PadSpec, seed: int, model_hash: str, made: Made = Made()) -
     if not math.isnan(made.strength):
         settings = replace(settings, strength=made.strength, guidance=made.guidance)
     starter = made.origin == ORIGIN_STARTER
+    knob = 0.0 if math.isnan(made.tune) else made.tune
     return Recipe(
         model=str(Path(spec.model).resolve()), model_hash=model_hash, class_name=spec.class_name, seed=int(seed),
         settings=settings, source=None if spec.source is None else str(Path(spec.source).resolve()),
-        tune=spec.tune if starter else spec.tune_for(seed), decay=spec.decay, sample_rate=spec.sample_rate,
+        tune=(spec.tune if starter else spec.tune_for(seed)) + knob, decay=spec.decay, sample_rate=spec.sample_rate,
         batch=made.batch, position=made.position, threads=made.threads, starter=starter,
     )
 

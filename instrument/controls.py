@@ -1,7 +1,7 @@
 """Live controls: MIDI CCs and notes mapped to knobs and buttons on one pad or all.
 
 Knobs (a CC's 0-127 mapped onto a range): `gain_db`, `pan` and `decay` (seconds to silence)
-apply to the next hit;
+apply to the next hit; `tune` (semitones on top of the pad's),
 `strength` (variation) and `guidance` to the one-shots made from then on. Buttons (a note, or a
 CC pressed at 64 and above): `refresh` makes every one-shot the pad holds stale, so the
 generator replaces them first; `hold` stops the pad's refills while pressed (a CC) or until
@@ -19,9 +19,9 @@ import numpy as np
 from engine.pool import Pools
 
 KNOBS = {"gain_db": (-60.0, 12.0), "pan": (-1.0, 1.0), "decay": (0.005, 10.0), "strength": (0.0, 1.0),
-         "guidance": (0.0, 20.0)}
+         "guidance": (0.0, 20.0), "tune": (-12.0, 12.0)}
 DEFAULT_RANGES = {"gain_db": (-24.0, 6.0), "pan": (-1.0, 1.0), "decay": (0.05, 1.0), "strength": (0.0, 1.0),
-                  "guidance": (1.0, 4.0)}
+                  "guidance": (1.0, 4.0), "tune": (-2.0, 2.0)}
 BUTTONS = ("refresh", "hold", "keep")
 
 
@@ -88,6 +88,8 @@ class ControlMap:
                 self.mixer.set_decay_frames(p, round(value * self.mixer.sample_rate))
             elif control.action == "strength":
                 self.pools.strength[p] = value
+            elif control.action == "tune":
+                self.pools.tune[p] = value
             else:
                 self.pools.guidance[p] = value
 

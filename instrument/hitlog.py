@@ -25,7 +25,7 @@ from instrument.preset import Pad
 FORMAT = "noisepad hits 1"
 NOTE_OFF, NOTE_ON = 0, 1
 INTS = ("frame", "kind", "pad", "note", "velocity", "played", "decay", "seed", "batch", "position", "threads", "origin")
-FLOATS = ("strength", "guidance", "gain_left", "gain_right")
+FLOATS = ("strength", "guidance", "tune", "gain_left", "gain_right")
 
 
 def hit_log_path(recording: Path) -> Path:
@@ -54,8 +54,8 @@ class HitLog:
         ints[0], ints[1], ints[2], ints[3], ints[4], ints[5] = frame, NOTE_ON, pad, note, velocity, played
         ints[6], ints[7], ints[8] = decay, pools.seed[pad, slot], pools.made_batch[pad, slot]
         ints[9], ints[10], ints[11] = pools.made_position[pad, slot], pools.made_threads[pad, slot], pools.origin[pad, slot]
-        floats[0], floats[1] = pools.made_strength[pad, slot], pools.made_guidance[pad, slot]
-        floats[2], floats[3] = gains[0], gains[1]
+        floats[0], floats[1], floats[2] = pools.made_strength[pad, slot], pools.made_guidance[pad, slot], pools.made_tune[pad, slot]
+        floats[3], floats[4] = gains[0], gains[1]
         self.written += 1
 
     def note_off(self, frame: int, pad: int, note: int) -> None:
@@ -113,7 +113,8 @@ class HitLogWriter:
         if hit["kind"] == NOTE_OFF:
             return {**event, "off": True}
         spec = self.specs[pad]
-        made = Made(knobs["strength"], knobs["guidance"], hit["batch"], hit["position"], hit["threads"], hit["origin"])
+        made = Made(knobs["strength"], knobs["guidance"], hit["batch"], hit["position"], hit["threads"], hit["origin"],
+                    knobs["tune"])
         recipe = recipe_for(spec, hit["seed"], self.hashes[Path(spec.model)], made)
         return {**event, "velocity": hit["velocity"], "played": hit["played"],
                 "gain": [knobs["gain_left"], knobs["gain_right"]], "decay_frames": hit["decay"], "recipe": recipe.to_dict()}

@@ -7,7 +7,7 @@ Paths inside a preset are relative to the preset file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -160,6 +160,7 @@ def load_preset(path: str | Path | None = None, samplerate: int | None = None) -
         reader.fail(top["pads"], "pads", "a preset needs at least one pad")
     note_to_pad = _note_table(reader, top["pads"], pads)
     controls = _read_controls(reader, top["controls"], pads, note_to_pad) if "controls" in top else ()
+    pads = _with_tune_room(pads, controls)
     return Preset(
         path=path,
         name=reader.text(top["name"], "name") if "name" in top else path.stem,
@@ -173,6 +174,16 @@ def load_preset(path: str | Path | None = None, samplerate: int | None = None) -
         note_to_pad=note_to_pad,
         controls=controls,
     )
+
+
+def _with_tune_room(pads: tuple[Pad, ...], controls: tuple[Control, ...]) -> tuple[Pad, ...]:
+    """Pads a tune knob can take lower get slots long enough for their lowest one-shots."""
+    room = [0.0] * len(pads)
+    for control in controls:
+        if control.action == "tune":
+            for p in range(len(pads)) if control.pad is None else (control.pad,):
+                room[p] = max(room[p], -min(control.low, control.high))
+    return tuple(replace(pad, spec=replace(pad.spec, tune_room=r)) if r else pad for pad, r in zip(pads, room))
 
 
 def _read_models(reader: _Reader, node) -> dict[str, tuple[Path, tuple[str, ...], Settings]]:

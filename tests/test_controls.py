@@ -27,6 +27,7 @@ CC, NOTE_ON = 0xB0, 0x90
 CONTROLS = """controls:
   - {cc: 7, knob: gain_db, pad: kick, range: [-24, 0]}
   - {cc: 73, knob: decay, pad: kick, range: [0.005, 0.05]}
+  - {cc: 74, knob: tune, pad: kick, range: [-3, 3]}
   - {cc: 71, knob: guidance, range: [1, 5]}
   - {cc: 20, button: refresh, pad: kick}
   - {cc: 21, button: hold, pad: snare}
@@ -97,6 +98,24 @@ def test_a_decay_knob_shortens_the_next_hit(rig):
     assert 2 * BLOCK < frames_sounding() <= 18 * BLOCK
 
 
+def test_a_tune_knob_retunes_the_one_shots_made_from_then_on_in_slots_long_enough(rig, preset, kit_model_file):
+    pools, producer, _, _, scheduler = rig
+    kick, snare = preset.pads
+    assert kick.spec.tune_room == 3 and snare.spec.tune_room == 0
+    assert pools.audio[0].shape[-1] > pools.audio[1].shape[-1]   # room for 3 semitones down
+    scheduler.apply(CC | 9, 74, 0, 0)       # tune knob down: -3 semitones
+    pools.refresh(0)
+    refill(pools, producer)
+    retuned = [s for s in range(3) if pools.made_tune[0, s] == -3.0]
+    assert retuned, "nothing was made with the knob's tuning"
+    s = retuned[0]
+    frames = int(pools.frames[0, s])
+    assert frames == pools.audio[0].shape[-1] and pools.audio[0][s][:, frames - 1].max() == 0   # whole, to its end
+    recipe = recipe_for(kick.spec, int(pools.seed[0, s]), model_hash(kit_model_file), pools.made(0, s))
+    assert recipe.tune == -3.0
+    assert np.array_equal(pools.audio[0][s][:, :frames], Remaker().remake(recipe)[:, :frames])
+
+
 def test_a_generation_knob_changes_the_one_shots_made_from_then_on(rig, kit_model_file):
     pools, producer, _, _, scheduler = rig
     assert producer.settings(0).guidance == 1.0
@@ -155,7 +174,7 @@ def test_keep_writes_the_last_one_shot_that_its_json_remakes(rig, preset, tmp_pa
 
 
 @pytest.mark.parametrize("entry, problem", [
-    ("{cc: 7, knob: volume}", "controls[0].knob: must be a name (one of decay, gain_db, guidance, pan, strength), not 'volume'"),
+    ("{cc: 7, knob: volume}", "controls[0].knob: must be a name (one of decay, gain_db, guidance, pan, strength, tune), not 'volume'"),
     ("{note: 36, button: keep}", "controls[0].note: note 36 already plays pad 'kick'"),
     ("{note: 61, knob: gain_db}", "controls[0].note: a knob needs a cc (a note is a button)"),
     ("{cc: 7, knob: pan, range: [-2, 1]}", "controls[0].range: must be a number from -1.0 to 1.0, not -2"),

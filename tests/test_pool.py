@@ -196,7 +196,7 @@ def test_cache_round_trip_keeps_fresh_ones_fresh(pools_of, kit_model_file, tmp_p
     pools = pools_of([(3, 2, 64), (3, 2, 64)])
     fill(pools, 0)
     pools.release(0, pools.take(0))      # slot 0 played, 1 and 2 fresh
-    pools._write(0, 1, pools.audio[0][1], 1001, Made(0.5, 3.0, batch=4, position=3))   # as a knob made it, last of 4
+    pools._write(0, 1, pools.audio[0][1], 1001, Made(0.5, 3.0, batch=4, position=3, tune=1.5))   # as knobs made it, last of 4
     pools._write(0, 2, pools.audio[0][2], 1002, Made(origin=ORIGIN_STARTER))
     assert save_pools(pools, specs, tmp_path) == 3
     assert [path.exists() for path in cache_files(specs, tmp_path)] == [True, False]
@@ -210,7 +210,7 @@ def test_cache_round_trip_keeps_fresh_ones_fresh(pools_of, kit_model_file, tmp_p
     for s in served:
         original = int(again.seed[0, s]) - 1000
         assert np.array_equal(again.audio[0][s], pools.audio[0][original])
-    assert again.made(0, served[0]) == Made(0.5, 3.0, 4, 3) and again.made(0, served[1]).origin == ORIGIN_STARTER
+    assert again.made(0, served[0]) == Made(0.5, 3.0, 4, 3, tune=1.5) and again.made(0, served[1]).origin == ORIGIN_STARTER
     assert again.made(0, served[2]).batch == 1 and np.isnan(again.made(0, served[2]).guidance)
 
 
