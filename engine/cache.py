@@ -10,15 +10,15 @@ does not fit is ignored (a cache is only a head start) and replaced at the next 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import platformdirs
 
-from engine.settings import MAX_SEED
+from engine.errors import InputError, error_line
 from engine.modelconfig import file_hash
+from engine.outfile import replacing
+from engine.settings import MAX_SEED
 from engine.pads import PadSpec
 from engine.pool import Made, PadSnapshot, Pools
 
@@ -72,8 +72,8 @@ def save_pools(pools: Pools, specs: list[PadSpec], cache_dir: str | Path | None 
             continue
         try:
             _write_atomically(path, snapshot)
-        except OSError as error:
-            log.warning("pad %s: cannot write cache %s (%s)", specs[p].name, path, error)
+        except (OSError, InputError) as error:
+            log.warning("pad %s: cannot write cache %s (%s)", specs[p].name, path, error_line(error))
             continue
         saved += len(snapshot.seeds)
     return saved
@@ -99,18 +99,12 @@ def load_pools(pools: Pools, specs: list[PadSpec], cache_dir: str | Path | None 
 
 def _write_atomically(path: Path, snapshot: PadSnapshot) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, version=np.int64(FORMAT_VERSION), audio=snapshot.audio,
-                     frames=snapshot.frames, seeds=snapshot.seeds, fresh=snapshot.fresh,
-                     knobs=np.array([(m.strength, m.guidance, m.tune) for m in snapshot.made], np.float64).reshape(-1, 3),
-                     batch=np.array([(m.batch, m.position, m.threads) for m in snapshot.made], np.int64).reshape(-1, 3),
-                     origin=np.array([m.origin for m in snapshot.made], np.int64))
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
+    with replacing(path, commit=True) as temp, open(temp, "wb") as file:
+        np.savez(file, version=np.int64(FORMAT_VERSION), audio=snapshot.audio,
+                 frames=snapshot.frames, seeds=snapshot.seeds, fresh=snapshot.fresh,
+                 knobs=np.array([(m.strength, m.guidance, m.tune) for m in snapshot.made], np.float64).reshape(-1, 3),
+                 batch=np.array([(m.batch, m.position, m.threads) for m in snapshot.made], np.int64).reshape(-1, 3),
+                 origin=np.array([m.origin for m in snapshot.made], np.int64))
 
 
 def _read(path: Path, slot_shape: tuple[int, int]) -> PadSnapshot | None:

@@ -12,3 +12,12 @@ class InputError(Exception):
         self.source = None if source is None else str(source)
         self.problem = problem
         super().__init__(f"{self.source}: {problem}" if self.source else problem)
+
+
+def error_line(error: Exception, last: bool = False) -> str:
+    """An exception as one line: its message's first line (`last`: its last, where a library
+    puts the reason after its context), or its type's name when it says nothing."""
+    if isinstance(error, FileNotFoundError) and last:
+        return "file not found"
+    lines = str(error).strip().splitlines()
+    return (lines[-1] if last else lines[0]) if lines else type(error).__name__

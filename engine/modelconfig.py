@@ -9,7 +9,7 @@ from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 
-from engine.errors import InputError
+from engine.errors import InputError, error_line
 
 FORMAT = "noisepad-model"
 FORMAT_VERSION = 1
@@ -94,7 +94,7 @@ def read_config(path: str | Path) -> ModelConfig:
         with safe_open(str(path), framework="numpy") as handle:
             metadata = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        raise InputError(path, f"not a readable safetensors model file ({first_line(error)})") from None
+        raise InputError(path, f"not a readable safetensors model file ({error_line(error)})") from None
     return config_from_metadata(metadata, path)
 
 
@@ -106,11 +106,6 @@ def config_from_metadata(metadata: dict, path: str | Path) -> ModelConfig:
     except (KeyError, json.JSONDecodeError) as error:
         raise InputError(path, f"model config is not valid JSON ({error})") from None
     return ModelConfig.from_dict(data, path)
-
-
-def first_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 def file_hash(path: str | Path) -> str:

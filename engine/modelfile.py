@@ -15,8 +15,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from engine.errors import InputError
-from engine.modelconfig import FORMAT, FORMAT_VERSION, ModelConfig, config_from_metadata, first_line
+from engine.errors import InputError, error_line
+from engine.modelconfig import FORMAT, FORMAT_VERSION, ModelConfig, config_from_metadata
 from engine.outfile import replacing
 
 class DrumDiffusion(nn.Module):
@@ -119,5 +119,5 @@ def _open(path: str | Path, with_tensors: bool) -> tuple[dict, dict]:
             metadata = handle.metadata() or {}
             tensors = {key: handle.get_tensor(key) for key in handle.keys()} if with_tensors else {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        raise InputError(path, f"not a readable safetensors model file ({first_line(error)})") from None
+        raise InputError(path, f"not a readable safetensors model file ({error_line(error)})") from None
     return metadata, tensors

@@ -17,6 +17,18 @@ def check_writable(path: str | Path) -> None:
         pass   # nothing written: the probe file is removed and `path` is left as it is
 
 
+def writable_folder(folder: str | Path) -> Path:
+    """Create `folder` if needed and check a file can be written in it; InputError if not."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(folder, f"cannot create output folder ({error.strerror})") from None
+    with replacing(folder / ".noisepad-write-test"):
+        pass
+    return folder
+
+
 @contextmanager
 def replacing(path: str | Path, commit: bool = False) -> Iterator[str]:
     """A temporary file beside `path`; with `commit`, it replaces `path` when the block succeeds.

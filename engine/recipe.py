@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import InputError
-from engine.modelconfig import first_line
+from engine.errors import InputError, error_line
 from engine.pads import PadSpec
 from engine.pool import ORIGIN_STARTER, Made
 from engine.postprocess import Finish
@@ -61,7 +60,8 @@ class Recipe:
                 starter=bool(made.get("starter", False)),
             )
         except (KeyError, TypeError, ValueError) as error:
-            raise InputError(where, f"not a one-shot's recipe ({_what(error)})") from None
+            missing = f"no {error.args[0]!r}" if isinstance(error, KeyError) else error_line(error)
+            raise InputError(where, f"not a one-shot's recipe ({missing})") from None
         if not 0 <= recipe.seed <= MAX_SEED or not 0 <= recipe.position < recipe.batch <= 4096 or recipe.threads < 0:
             raise InputError(where, f"seed {recipe.seed}, batch {recipe.batch} or position {recipe.position} out of range")
         try:
@@ -198,6 +198,3 @@ def _fill_batches(members: list[int], positions: list[int]) -> list[dict[int, in
         free[member] = place
     return batches
 
-
-def _what(error: Exception) -> str:
-    return f"no {error.args[0]!r}" if isinstance(error, KeyError) else first_line(error)

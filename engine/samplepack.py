@@ -14,6 +14,7 @@ from engine.errors import InputError
 from engine.generate import Item, generate
 from engine.modelconfig import file_hash
 from engine.modelfile import load_model
+from engine.outfile import writable_folder
 from engine.progress import progress
 from engine.recipe import Recipe
 from engine.settings import MAX_SEED, Settings
@@ -42,7 +43,7 @@ def write_sample_pack(request: PackRequest, show_progress: bool = True) -> list[
     class_index = model.class_index(request.class_name)
     config = model.config
     source = None if request.source is None else read_source(request.source, config.sample_rate, config.channels, config.length)
-    _prepare_folder(request.output)
+    writable_folder(request.output)
     base_seed = random.randrange(MAX_SEED - 10**9) if request.seed is None else request.seed
     label = request.class_name or request.model.stem
     digest = file_hash(request.model)
@@ -64,19 +65,6 @@ def write_sample_pack(request: PackRequest, show_progress: bool = True) -> list[
             if seed - base_seed > 4 * request.count + 64:
                 raise InputError(request.model, "the model keeps producing silent or invalid audio")
     return written
-
-
-def _prepare_folder(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InputError(folder, f"cannot create output folder ({error.strerror})") from None
-    probe = folder / ".noisepad-write-test"
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise InputError(folder, f"output folder is not writable ({error.strerror})") from None
 
 
 def _recipe(seed: int, batch: tuple[int, int], request: PackRequest, digest: str, sample_rate: int) -> Recipe:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from engine.modelconfig import first_line
+from engine.errors import error_line
 from engine.settings import MAX_SEED
 from instrument.preset import DEFAULT_PRESET, load_preset
 from instrument.render import render
@@ -31,7 +31,7 @@ def play_file(path: Path) -> None:
     try:
         import sounddevice
     except OSError as error:   # the PortAudio library is missing
-        print(f"not playing it: {first_line(error)}; open {path} in any player")
+        print(f"not playing it: {error_line(error)}; open {path} in any player")
         return
     try:
         sounddevice.query_devices(kind="output")
@@ -44,5 +44,5 @@ def play_file(path: Path) -> None:
         sounddevice.play(audio, rate)
         sounddevice.wait()
     except sounddevice.PortAudioError as error:
-        print(f"could not play it ({first_line(error)}); open {path} in any player")
+        print(f"could not play it ({error_line(error)}); open {path} in any player")
 

@@ -17,6 +17,7 @@ import numpy as np
 from engine.cache import model_hash
 from engine.errors import InputError
 from engine.modelconfig import read_config
+from engine.outfile import writable_folder
 from engine.pads import PadSpec
 from engine.pool import Pools
 from engine.progress import progress
@@ -51,10 +52,7 @@ def _prepare(samples: Path) -> None:
     no file of yours is replaced and the kit holds only its own."""
     if samples.is_dir() and any(samples.iterdir()):
         raise InputError(samples, "already holds files: write the kit to another folder, or remove this one")
-    try:
-        samples.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InputError(samples, f"cannot be written ({error.strerror})") from None
+    writable_folder(samples)
 
 
 def _make_one_shots(preset: Preset, count: int, samples: Path, seed: int, device: str,

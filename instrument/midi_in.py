@@ -14,7 +14,7 @@ from typing import Callable
 
 import mido
 
-from engine.errors import InputError
+from engine.errors import InputError, error_line
 from instrument.scheduler import CONTROL_CHANGE, NOTE_OFF, NOTE_ON, EventQueue
 
 VIRTUAL_PORT_NAME = "noisepad"
@@ -56,7 +56,7 @@ def input_names(api: str) -> list[str]:
     except InputError:
         raise
     except Exception as error:  # rtmidi raises its own errors when an API has no server (e.g. no ALSA sequencer)
-        raise InputError(None, f"MIDI system unavailable ({_reason(error)})") from None
+        raise InputError(None, f"MIDI system unavailable ({error_line(error, last=True)})") from None
 
 
 @contextlib.contextmanager
@@ -122,7 +122,7 @@ def open_input(queue: EventQueue, clock: Callable[[], float], name: str | None =
     except InputError:
         raise
     except Exception as error:
-        raise InputError(None, f"cannot open MIDI input ({_reason(error)})") from None
+        raise InputError(None, f"cannot open MIDI input ({error_line(error, last=True)})") from None
     return port
 
 
@@ -151,7 +151,3 @@ class ArrivalClock:
         self.last = estimate if now > 0.0 else None
         return estimate
 
-
-def _reason(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return text[-1] if text else type(error).__name__

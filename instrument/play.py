@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.cache import load_pools, save_pools
-from engine.errors import InputError
-from engine.modelconfig import first_line
+from engine.errors import InputError, error_line
 from engine.pool import Pools
 from engine.starter import load_starters
 from engine.supervisor import GeneratorConfig, GeneratorSupervisor, pool_layout
@@ -159,7 +158,7 @@ def _start_writer(stack: ExitStack, recorder: Recorder, hits: HitLogWriter, path
                 frames += _write_block(handle, recorder.take(), hits)
             frames += _write_block(handle, recorder.take(), hits)
         except (OSError, RuntimeError) as error:   # disk full, file too large, device gone
-            print(f"\nnoisepad: recording to {path} stopped ({first_line(error)}); what was written is kept "
+            print(f"\nnoisepad: recording to {path} stopped ({error_line(error)}); what was written is kept "
                   "and the audio goes on", file=sys.stderr, flush=True)
         finally:
             for close in (handle.close, lambda: hits.close(frames, recorder.dropped)):
@@ -205,7 +204,7 @@ def _write_keepers(controls: ControlMap, pools: Pools, preset: Preset, folder: P
         try:
             path = write_keeper(pools, int(p), pad, folder, rate)
         except (InputError, OSError) as error:
-            notices.append(f"cannot keep {pad.name}'s one-shot ({first_line(error)})")
+            notices.append(f"cannot keep {pad.name}'s one-shot ({error_line(error)})")
             continue
         notices.append(f"kept {pad.name}'s last one-shot as {path}" if path else f"{pad.name} has played nothing to keep")
     return notices

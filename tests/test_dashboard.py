@@ -41,7 +41,7 @@ def test_the_dashboard_shows_each_pads_pool_hits_last_seed_and_hold(pools_of):
     rows = {line.split()[0]: line for line in screen.getvalue().splitlines() if line.split()}
     kick, snare, ride = rows["kick"], rows["snare"], rows["ride"]
     last_kick = int(pools.seed[0, pools.lru_last[0]])
-    assert "4/4" in kick and "100%" in kick and f" 3 " in kick and str(last_kick) in kick and "held" not in kick
+    assert "4/4" in kick and "100%" in kick and " 3 " in kick and str(last_kick) in kick and "held" not in kick
     assert "2/2" in snare and "67%" in snare and "held" in snare
     assert "0/3" in ride and "·" * 12 in ride                 # nothing made yet: an empty bar
     assert "█" in kick and "▒" in snare                       # fresh ones solid, played ones shaded

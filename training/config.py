@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from engine.errors import InputError
-from engine.modelconfig import ModelConfig, first_line
+from engine.errors import InputError, error_line
+from engine.modelconfig import ModelConfig
 
 CONFIG_FOLDER = Path(__file__).parent / "configs"
 
@@ -124,7 +124,7 @@ def config_from_dict(data, path: str | Path) -> TrainConfig:
     try:
         model_config = TrainConfig(Path(path).stem, data["model"], recipe).model_config(["a", "b"])
     except (KeyError, TypeError, ValueError) as error:
-        raise InputError(path, f"model: incomplete or malformed ({first_line(error)})") from None
+        raise InputError(path, f"model: incomplete or malformed ({error_line(error)})") from None
     model_config.check(path)
     return TrainConfig(name=Path(path).stem, model=data["model"], recipe=recipe)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from engine.errors import InputError
+from engine.errors import InputError, error_line
 from training import hydrogen, soundfont
 from training.classes import class_for_name, class_order, folder_class
 from training.oneshot import Shape, Unusable, prepare
@@ -168,7 +168,7 @@ def _write_items(candidates: list[Candidate], staging: Path, shape: Shape, hold_
             data, rate = soundfile.read(str(candidate.source), dtype="float32", always_2d=True)
             audio = prepare(data, rate, shape)
         except (OSError, RuntimeError, soundfile.LibsndfileError, Unusable, ValueError) as error:
-            skipped.append({"source": candidate.description or str(candidate.source), "reason": _reason(error)})
+            skipped.append({"source": candidate.description or str(candidate.source), "reason": error_line(error, last=True)})
             continue
         seen.add(digest)
         relative = Path(candidate.class_name) / f"{_safe(candidate.group)}__{_safe(candidate.source.stem)}_{digest[:6]}.flac"
@@ -179,13 +179,6 @@ def _write_items(candidates: list[Candidate], staging: Path, shape: Shape, hold_
             "source": candidate.description or str(candidate.source), "split": "eval" if candidate.group in hold_out else "train",
         })
     return items
-
-
-def _reason(error: Exception) -> str:
-    if isinstance(error, FileNotFoundError):
-        return "file not found"
-    lines = str(error).strip().splitlines()
-    return lines[-1] if lines else type(error).__name__
 
 
 def _safe(name: str) -> str:
@@ -219,7 +212,7 @@ def load_split(folder: Path, manifest: Manifest, split: str) -> tuple[np.ndarray
         try:
             data, _ = soundfile.read(str(folder / item["path"]), dtype="float32", always_2d=True)
         except (OSError, RuntimeError, soundfile.LibsndfileError) as error:
-            raise InputError(folder / item["path"], f"cannot read ({_reason(error)})") from None
+            raise InputError(folder / item["path"], f"cannot read ({error_line(error, last=True)})") from None
         if data.shape[1] != manifest.channels:
             raise InputError(folder / item["path"], f"has {data.shape[1]} channels, the dataset {manifest.channels}")
         frames = min(manifest.length, data.shape[0])

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from engine.errors import InputError
-from engine.modelconfig import ModelConfig, first_line, read_config
+from engine.errors import InputError, error_line
+from engine.modelconfig import ModelConfig, read_config
 from engine.modelfile import DrumDiffusion, load_model, save_model
 from engine.outfile import replacing
 from training.config import TrainConfig, load_config
@@ -133,7 +133,7 @@ def _build(model_config: ModelConfig, config_name: str) -> DrumDiffusion:
     try:
         return DrumDiffusion(model_config)
     except (TypeError, ValueError, AssertionError, RuntimeError) as error:
-        raise InputError(config_name, f"model.unet: UNetV0 does not accept these settings ({first_line(error)})") from None
+        raise InputError(config_name, f"model.unet: UNetV0 does not accept these settings ({error_line(error)})") from None
 
 
 def _write_record(run: Path, record: dict) -> None:
@@ -147,7 +147,7 @@ def read_checkpoint(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:   # torch raises many types for a damaged or foreign file
-        raise InputError(path, f"cannot resume from this checkpoint ({first_line(error)})") from None
+        raise InputError(path, f"cannot resume from this checkpoint ({error_line(error)})") from None
 
 
 def _initialise(model: DrumDiffusion, init: Path) -> None:
@@ -218,7 +218,7 @@ def _trainer(run: Path, config: TrainConfig, steps: int, progress: bool, minutes
             ],
         )
     except (ValueError, TypeError) as error:   # e.g. a precision Lightning does not know
-        raise InputError(config.name, f"train: {first_line(error)}") from None
+        raise InputError(config.name, f"train: {error_line(error)}") from None
 
 
 def _data(folder: Path, manifest, config: TrainConfig):
