@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine import fades
+
 SILENCE_PEAK = 10 ** (-80 / 20)
 
 
@@ -142,12 +144,8 @@ def _fades(frames: int, sample_rate: int, finish: Finish) -> np.ndarray:
     envelope = np.ones(frames)
     fade_in = min(frames, max(1, int(round(finish.fade_in_ms * sample_rate / 1000))))
     fade_out = min(frames, max(1, int(round(finish.fade_out_ms * sample_rate / 1000))))
-    envelope[:fade_in] *= _half_cosine(fade_in)
-    envelope[frames - fade_out:] *= _half_cosine(fade_out)[::-1]
+    envelope[:fade_in] *= fades.fade_in(fade_in)
+    envelope[frames - fade_out:] *= fades.fade_in(fade_out)[::-1]
     envelope[-1] = 0.0
     return envelope
 
-
-def _half_cosine(n: int) -> np.ndarray:
-    """Rises from 0 (first sample) towards 1 without reaching it."""
-    return 0.5 - 0.5 * np.cos(np.pi * np.arange(n) / n)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
+from engine.fades import fade_out
 from engine.pads import playback_ratio
 
 
@@ -31,8 +32,8 @@ def to_playback(audio: np.ndarray, model_rate: int, device_rate: int | None, tun
 
 
 def decay_envelope(frames: int, decay_frames: int) -> np.ndarray:
-    """cos^2 from 1 to 0 over `decay_frames`: flat at the start, so the attack stays intact."""
+    """fade_out over `decay_frames`, then silence."""
     envelope = np.zeros(frames, dtype=np.float32)
     n = min(frames, max(1, decay_frames))
-    envelope[:n] = np.cos(0.5 * np.pi * np.arange(n) / n) ** 2
+    envelope[:n] = fade_out(n)
     return envelope

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.fades import fade_out
 from engine.pool import Pools
 from instrument.velocity import velocity_table
 
@@ -63,8 +64,8 @@ class Mixer:
         self._decay_frames = np.zeros(len(pads), np.int64)   # the decay knob's: 0 for none
         self._release = [p.release_on_note_off for p in pads]
         fade = max(2, int(round(FADE_MS * sample_rate / 1000)))
-        self._ramp = (0.5 + 0.5 * np.cos(np.pi * np.arange(fade + max_blocksize) / fade)).astype(np.float32)
-        self._ramp[fade:] = 0.0  # reading past the fade yields silence, so no bounds checks
+        self._ramp = np.zeros(fade + max_blocksize, np.float32)   # past the fade: silence, so no bounds checks
+        self._ramp[:fade] = fade_out(fade)
         self._fade = fade
         self._limit_gain = 1.0
         self._limit_release = float(np.exp(-max_blocksize / (LIMIT_RELEASE_S * sample_rate)))
@@ -229,8 +230,8 @@ class Mixer:
         return envelope
 
     def _decay_envelope(self, v: int, n: int, fade: np.ndarray | None) -> np.ndarray:
-        """cos^2 from 1 at the voice's start to 0 at its decay, over its next n frames (times
-        the fade, if it is fading)."""
+        """engine.fades' fade_out over the voice's decay, at its next n frames (times the fade,
+        if it is fading): computed here, block by block, as the decay changes from hit to hit."""
         curve = self._decay_curve[:n]
         np.add(self._count[:n], self.position[v] - 1, out=curve)
         curve *= 0.5 * np.pi / self.decay[v]

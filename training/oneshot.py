@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyloudnorm
 
+from engine.fades import fade_in
 from engine.resample import resample
 
 
@@ -65,7 +66,7 @@ def _fit_length(audio: np.ndarray, shape: Shape) -> np.ndarray:
         return out
     out[:] = audio[:, :shape.length]
     fade = min(shape.length, int(shape.fade_ms * shape.sample_rate / 1000))
-    out[:, -fade:] *= np.cos(0.5 * np.pi * np.arange(1, fade + 1) / fade) ** 2
+    out[:, -fade:] *= fade_in(fade)[::-1]   # ends on exactly 0
     return out
 
 
