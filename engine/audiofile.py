@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from engine.errors import InputError
+from engine.errors import InputError, error_line
 from engine.outfile import replacing
 from engine.resample import resample
 
@@ -22,18 +22,26 @@ def read_source(path: str | Path, sample_rate: int, channels: int, length: int) 
     try:
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
-        raise InputError(path, f"cannot read audio ({str(error).strip().splitlines()[-1]})") from None
+        raise InputError(path, f"cannot read audio ({error_line(error, last=True)})") from None
     if data.shape[0] == 0:
         raise InputError(path, "audio file is empty")
     if not np.all(np.isfinite(data)):
         raise InputError(path, "audio file holds NaN or infinite samples")
     audio = data.T
     audio = resample(audio, rate, sample_rate)
-    audio = np.resize(audio, (channels, audio.shape[1])) if audio.shape[0] < channels else audio[:channels]
+    audio = match_channels(audio, channels)
     out = np.zeros((channels, length), dtype=np.float32)
     frames = min(length, audio.shape[1])
     out[:, :frames] = audio[:, :frames]
     return out
+
+
+def match_channels(audio: np.ndarray, channels: int) -> np.ndarray:
+    """(channels, frames): extra channels dropped, missing ones copies of the first (mono
+    becomes stereo)."""
+    if audio.shape[0] >= channels:
+        return audio[:channels]
+    return np.repeat(audio[:1], channels, axis=0)
 
 
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int, sidecar: dict | None = None,

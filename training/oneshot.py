@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyloudnorm
 
+from engine.audiofile import match_channels
 from engine.fades import fade_in
 from engine.resample import resample
 
@@ -37,17 +38,11 @@ def prepare(audio: np.ndarray, rate: int, shape: Shape = Shape()) -> np.ndarray:
         raise Unusable("no samples")
     if not np.all(np.isfinite(audio)):
         raise Unusable("NaN or infinite samples")
-    audio = _match_channels(resample(audio.T, rate, shape.sample_rate), shape.channels)
+    audio = match_channels(resample(audio.T, rate, shape.sample_rate), shape.channels)
     audio = audio - audio.mean(axis=-1, keepdims=True)
     audio = _trim_leading_silence(audio, shape)
     audio = _fit_length(audio, shape)
     return _normalize(audio, shape)
-
-
-def _match_channels(audio: np.ndarray, channels: int) -> np.ndarray:
-    if audio.shape[0] >= channels:
-        return audio[:channels]
-    return np.repeat(audio[:1], channels, axis=0)
 
 
 def _trim_leading_silence(audio: np.ndarray, shape: Shape) -> np.ndarray:
