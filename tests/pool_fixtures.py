@@ -75,15 +75,14 @@ def wait_serving(pools: Pools, condition, timeout: float) -> bool:
         time.sleep(0.002)
 
 
-def hammer_producer(handle, seconds: float, report) -> None:
-    """A producer process that refills as fast as the protocol lets it. Every one-shot is a
-    constant signal of a value never used before; it counts any slot it owns that a voice
-    plays. report: a shared array [one-shots written, violations]."""
+def hammer_producer(handle, report) -> None:
+    """A producer process that refills as fast as the protocol lets it, until report[2] is
+    set. Every one-shot is a constant signal of a value never used before; it counts any slot
+    it owns that a voice plays. report: a shared array [one-shots written, violations, stop]."""
     pools = Pools.attach(handle)
     value = 1.0
-    deadline = time.monotonic() + seconds
     try:
-        while time.monotonic() < deadline:
+        while not report[2]:
             for p in range(pools.pads):
                 owned = pools.owned_slots(p)
                 channels, frames = pools.audio[p].shape[1:]

@@ -135,8 +135,8 @@ def test_recover_finishes_a_publish_cut_short(pools_of):
 def test_concurrent_producer_process_never_touches_a_playing_slot(pools_of):
     pools = pools_of([(4, 2, 256), (2, 2, 65536)])
     context = multiprocessing.get_context("spawn")
-    report = context.Array("q", 2)
-    producer = context.Process(target=hammer_producer, args=(pools.handle, 2.5, report))
+    report = context.Array("q", 3)
+    producer = context.Process(target=hammer_producer, args=(pools.handle, report))
     producer.start()
     problems: list[str] = []
     counts = {"takes": 0, "checks": 0}
@@ -144,8 +144,15 @@ def test_concurrent_producer_process_never_touches_a_playing_slot(pools_of):
     def audio_thread():
         rng = random.Random(1)
         voices: list[tuple[int, int, np.ndarray]] = []
-        deadline = time.monotonic() + 20
-        while producer.is_alive() and time.monotonic() < deadline:
+
+        def enough() -> bool:   # both sides have done plenty of each thing under test
+            stats = pools.stats()
+            return (counts["checks"] > 1000 and report[0] > 200 and int(pools.totals[GRANTS_TOTAL]) > 100
+                    and sum(pad.fresh_hits for pad in stats.pads) > 100)
+
+        rounds = 0
+        while producer.is_alive() and not (rounds % 64 == 0 and enough()):
+            rounds += 1
             pools.service()
             p = rng.randrange(pools.pads)
             s = pools.take(p)
@@ -164,13 +171,14 @@ def test_concurrent_producer_process_never_touches_a_playing_slot(pools_of):
             while len(voices) > 3 or (voices and rng.random() < 0.4):
                 p, s, _ = voices.pop(rng.randrange(len(voices)))
                 pools.release(p, s)
+        report[2] = 1
         for p, s, _ in voices:
             pools.release(p, s)
 
     consumer = threading.Thread(target=audio_thread)
     consumer.start()
-    consumer.join(30)
-    producer.join(5)
+    consumer.join()
+    producer.join()
     assert producer.exitcode == 0
     assert problems == []
     assert report[1] == 0, "the producer owned a slot a voice was playing"
