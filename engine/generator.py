@@ -32,7 +32,7 @@ from engine.settings import MAX_SEED, Settings
 from engine.pads import PadSpec
 from engine.pool import GENERATED_TOTAL, Made, Pools
 from engine.resample import to_playback
-from engine.supervisor import GeneratorConfig
+from engine.plan import GeneratorConfig
 
 IDLE_SLEEP_S = 0.02    # when every pool is full
 GRANT_QUIET_S = 0.03   # after a batch, wait for lent slots until none came for this long

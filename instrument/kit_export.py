@@ -22,7 +22,7 @@ from engine.pads import PadSpec
 from engine.pool import Pools
 from engine.progress import progress
 from engine.recipe import recipe_for
-from engine.supervisor import GeneratorConfig, pool_layout
+from engine.plan import GeneratorConfig, pool_layout
 from instrument.keepers import write_oneshot
 from instrument.kit_formats import KitPad, write_hydrogen, write_sfz
 from instrument.preset import Pad, Preset

@@ -17,7 +17,8 @@ from engine.cache import load_pools, save_pools
 from engine.errors import InputError, error_line
 from engine.pool import Pools
 from engine.starter import load_starters
-from engine.supervisor import GeneratorConfig, GeneratorSupervisor, pool_layout
+from engine.plan import GeneratorConfig, pool_layout
+from engine.supervisor import GeneratorSupervisor
 from instrument.controls import ControlMap
 from instrument.dashboard import status_display
 from instrument.hitlog import HitLog, HitLogWriter, hit_log_path

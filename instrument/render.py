@@ -22,7 +22,7 @@ from engine.modelconfig import read_config
 from engine.outfile import check_writable
 from engine.pool import PadLayout, Pools
 from engine.progress import progress
-from engine.supervisor import GeneratorConfig, pool_layout
+from engine.plan import GeneratorConfig, pool_layout
 from instrument.kit import pad_mixes
 from instrument.hitlog import Hit, Take, read_take
 from instrument.controls import ControlMap

@@ -28,7 +28,7 @@ def pools_of():
 @pytest.fixture
 def pools_for():
     """pools_for(specs) -> Pools laid out for those pad specs, closed and unlinked after the test."""
-    from engine.supervisor import pool_layout
+    from engine.plan import pool_layout
 
     made = []
 

@@ -13,7 +13,7 @@ from engine.errors import InputError
 from engine.generator import Producer
 from engine.cache import model_hash
 from engine.recipe import Recipe, Remaker, recipe_for
-from engine.supervisor import GeneratorConfig
+from engine.plan import GeneratorConfig
 from instrument.controls import ControlMap
 from instrument.kit import pad_mixes
 from instrument.mixer import Mixer

@@ -99,7 +99,7 @@ def test_without_an_audio_output_the_demo_says_where_the_file_is(tmp_path, capsy
 def test_every_pad_of_the_default_kit_sounds_from_the_starter_before_anything_is_generated(rate):
     from engine.pool import Pools
     from engine.starter import load_starters
-    from engine.supervisor import pool_layout
+    from engine.plan import pool_layout
 
     specs = [pad.spec for pad in load_preset(DEFAULT_PRESET, samplerate=rate).pads]
     with Pools.create(pool_layout(specs)) as pools:

@@ -15,7 +15,8 @@ from engine.generator import Producer
 from engine.modelfile import load_model
 from engine.pads import PadSpec
 from engine.settings import Settings
-from engine.supervisor import GeneratorConfig, GeneratorSupervisor
+from engine.plan import GeneratorConfig
+from engine.supervisor import GeneratorSupervisor
 from tests.pool_fixtures import pools_for, wait_serving  # noqa: F401 (pools_for: a fixture)
 
 FAST = Settings(steps=2)

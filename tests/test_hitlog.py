@@ -10,7 +10,7 @@ import pytest
 import soundfile
 
 from engine.generator import Producer
-from engine.supervisor import GeneratorConfig
+from engine.plan import GeneratorConfig
 from instrument.cli import main
 from instrument.controls import ControlMap
 from instrument.hitlog import HitLog, HitLogWriter

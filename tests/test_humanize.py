@@ -10,7 +10,7 @@ from engine.generator import Producer
 from engine.pads import PadSpec
 from engine.pool import PadLayout, Pools
 from engine.settings import Settings
-from engine.supervisor import GeneratorConfig
+from engine.plan import GeneratorConfig
 from instrument.mixer import Mixer, PadMix
 from instrument.preset import load_preset
 from tests.pool_fixtures import pools_for  # noqa: F401 (a fixture)
