@@ -35,7 +35,7 @@ run() {
     export PYTHONPATH=$PWD
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt" || true
     python3 -m benchmarks.recipes "$CARRY/data" -o "$work" --minutes "$minutes" | tee "$out/recipes.md"
-    python3 -m instrument.cli export "$work/runs/default" -o "$out/default.safetensors" --half   # 14 MB: comes back
+    python3 -m noisepad_cli export "$work/runs/default" -o "$out/default.safetensors" --half   # 14 MB: comes back
     for name in default seed; do cp "$work/runs/$name/logs/version_0/metrics.csv" "$out/$name-metrics.csv"; done
     python3 -m benchmarks.quality "$CARRY/data" --per-class "${PER_CLASS:-8}" \
         --eval "default=$work/default.safetensors,device=${DEVICE:-cuda}" \

@@ -1,6 +1,7 @@
 """Real-time figures: callback cost by voices and block size; a long JACK run's xruns and latency.
 
     python -m benchmarks.realtime cost                  # callback cost, 1-64 voices, blocks 64/128/256
+    python -m benchmarks.realtime hitlog                # the same with a hit every block, hit log off/on
     python -m benchmarks.realtime soak --seconds 600    # JACK dummy server, 20 notes/s, generator busy
                                                         # (--audio portaudio: through PortAudio and rtmidi)
     python -m benchmarks.realtime startup               # default kit, empty cache: seconds until every pad sounds
@@ -29,6 +30,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from engine.pool import PadLayout, Pools
+from instrument.hitlog import HitLog
 from instrument.live import LiveEngine
 from instrument.mixer import Mixer, PadMix
 from instrument.scheduler import EventQueue
@@ -37,8 +39,11 @@ RATE = 44100
 SHOT_FRAMES = 32768
 
 
-def callback_cost(voices: int, blocksize: int, blocks: int = 400) -> tuple[float, float]:
-    """Median and p99 of the callback's duration (ms) with `voices` voices sounding."""
+def callback_cost(voices: int, blocksize: int, blocks: int = 400, hit_every_block: bool = False,
+                  logged: bool = False) -> tuple[float, float]:
+    """Median and p99 of the callback's duration (ms) with `voices` voices sounding; with
+    `hit_every_block`, a note-on in every block, applied inside the timed callback (as a JACK
+    client applies its MIDI), written to a hit log when `logged`."""
     pads = 8
     rng = np.random.default_rng(0)
     with Pools.create([PadLayout(12, 2, SHOT_FRAMES)] * pads) as pools:
@@ -47,7 +52,7 @@ def callback_cost(voices: int, blocksize: int, blocks: int = 400) -> tuple[float
                 shot = (rng.standard_normal((2, SHOT_FRAMES)) * 0.05).astype(np.float32)
                 shot[:, -1] = 0
                 pools.preload(p, shot, s, fresh=True)
-        mixer = Mixer(pools, [PadMix(0.5, 0.0)] * pads, RATE, blocksize)
+        mixer = Mixer(pools, [PadMix(0.5, 0.0)] * pads, RATE, blocksize, hit_log=HitLog(pools) if logged else None)
         engine = LiveEngine(mixer, EventQueue(), [i % pads for i in range(128)], RATE)
         out = np.zeros((blocksize, 2), np.float32)
         durations = []
@@ -56,6 +61,10 @@ def callback_cost(voices: int, blocksize: int, blocks: int = 400) -> tuple[float
                 mixer.note_on(int(rng.integers(pads)), 100, 0)
             info = SimpleNamespace(outputBufferDacTime=block * blocksize / RATE, currentTime=block * blocksize / RATE)
             started = time.perf_counter()
+            if hit_every_block:
+                engine.scheduler.apply(0x90, int(rng.integers(pads)), 100, int(rng.integers(blocksize)))
+                if logged:
+                    mixer.hit_log.read = mixer.hit_log.written   # as the writer thread drains it
             engine.callback(out, blocksize, info, None)
             durations.append(time.perf_counter() - started)
         durations = np.array(durations[20:]) * 1000
@@ -71,6 +80,19 @@ def cost_table() -> str:
             p50, p99 = callback_cost(voices, blocksize)
             cells.append(f"{p50:.3f} / {p99:.3f}")
         rows.append(f"| {voices} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def hit_log_table(runs: int = 5) -> str:
+    """Callback cost with a hit in every block, hit log off and on, alternating runs."""
+    rows = ["| voices, block 128 | hit log off: p50 / p99 ms | hit log on: p50 / p99 ms | p99 on/off |", "|---|---|---|---|"]
+    for voices in (8, 64):
+        off, on = [], []
+        for _ in range(runs):
+            off.append(callback_cost(voices, 128, hit_every_block=True))
+            on.append(callback_cost(voices, 128, hit_every_block=True, logged=True))
+        (off50, off99), (on50, on99) = np.median(off, axis=0), np.median(on, axis=0)
+        rows.append(f"| {voices} | {off50:.3f} / {off99:.3f} | {on50:.3f} / {on99:.3f} | {on99 / off99:.2f} |")
     return "\n".join(rows)
 
 
@@ -130,7 +152,7 @@ def _soak_preset(folder: Path) -> Path:
 def _start_play(server, preset: Path, folder: Path, audio: str) -> subprocess.Popen:
     backend = (["--audio", "jack"] if audio == "jack"
                else ["--audio", "portaudio", "--midi-api", "jack", "--device", "JACK", "--blocksize", "128"])
-    command = [sys.executable, "-m", "instrument.cli", "play", "--virtual", *backend,
+    command = [sys.executable, "-m", "noisepad_cli", "play", "--virtual", *backend,
                "--preset", str(preset), "--cache", str(folder / "cache"), "--generator-device", "cpu"]
     log = open(folder / "play.log", "w")
     return subprocess.Popen(command, env=dict(server.env, PYTHONUNBUFFERED="1"), stdout=log, stderr=subprocess.STDOUT)
@@ -228,7 +250,7 @@ def startup(runs: int = 3) -> str:
 def _time_to_ready(server, preset: Path | None, folder: Path) -> float:
     """Launch `noisepad play` with folder/cache (empty if new) until every pad sounds."""
     folder.mkdir(exist_ok=True)
-    command = [sys.executable, "-m", "instrument.cli", "play", "--audio", "jack", "--virtual",
+    command = [sys.executable, "-m", "noisepad_cli", "play", "--audio", "jack", "--virtual",
                "--cache", str(folder / "cache"), "--generator-device", "cpu"] + (["--preset", str(preset)] if preset else [])
     log = folder / "play.log"
     started = time.monotonic()
@@ -246,7 +268,7 @@ def _time_to_ready(server, preset: Path | None, folder: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["cost", "soak", "startup"])
+    parser.add_argument("what", choices=["cost", "hitlog", "soak", "startup"])
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--notes-per-second", type=float, default=20)
     parser.add_argument("--audio", choices=["jack", "portaudio"], default="jack", help="soak: play's audio system")
@@ -255,6 +277,8 @@ def main() -> None:
           f"numpy {np.__version__}\n")
     if args.what == "cost":
         print(cost_table())
+    elif args.what == "hitlog":
+        print(hit_log_table())
     elif args.what == "startup":
         print(startup())
     else:

@@ -1,43 +1,16 @@
-"""The `noisepad` command. Bad input ends with one line naming the problem and exit code 2."""
+"""The instrument's subcommands of `noisepad`: play, render, demo, keep, kit, generate, starter
+and devices (noisepad_cli gathers them with training's)."""
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
+from engine.commandline import device_name as _device_name, interrupt_on_sigterm as _interrupt_on_sigterm
 from engine.errors import InputError
 
-EXIT_BAD_INPUT = 2
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args) or 0
-    except InputError as error:
-        print(f"noisepad {args.command}: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(f"\nnoisepad {args.command}: interrupted", file=sys.stderr)
-        return 130
-
-
-def _interrupt_on_sigterm() -> None:
-    """SIGTERM ends the command as Ctrl-C does: through the with-blocks, so shared memory is
-    released and no output is left half-written."""
-    import signal
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="noisepad", description="A drum instrument whose every hit is freshly diffused.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def add_commands(commands) -> None:
+    """The instrument's subcommands of `noisepad`."""
     _add_demo(commands)
     _add_play(commands)
     _add_devices(commands)
@@ -46,12 +19,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_kit(commands)
     _add_generate(commands)
     _add_starter(commands)
-    _add_convert(commands)
-    _add_dataset(commands)
-    _add_train(commands)
-    _add_distill(commands)
-    _add_export(commands)
-    return parser
 
 
 def _add_demo(commands) -> None:
@@ -176,12 +143,6 @@ def run_keep(args) -> int:
     written = write_oneshot(args.output, name, audio, hit.recipe)
     print(f"wrote {written} ({name}, {hit.frame / take.sample_rate:.3f} s into the take)")
     return 0
-
-
-def _device_name(requested: str | None) -> str:
-    from engine.device import pick_device
-
-    return str(pick_device(requested))
 
 
 def _add_kit(commands) -> None:
@@ -320,132 +281,3 @@ def _pad_for_generate(args):
     return spec.model, class_name, source, spec.settings
 
 
-def _add_convert(commands) -> None:
-    command = commands.add_parser("convert", help="import a tiny-audio-diffusion checkpoint (.ckpt + config.yaml)")
-    command.add_argument("checkpoint", type=Path, help="PyTorch Lightning .ckpt")
-    command.add_argument("--config", type=Path, required=True, help="the Hydra config.yaml it was trained with")
-    command.add_argument("-o", "--output", type=Path, required=True, help="engine model file to write")
-    command.set_defaults(run=run_convert)
-
-
-def run_convert(args) -> int:
-    from engine.convert import convert
-
-    model = convert(args.checkpoint, args.config, args.output)
-    parameters = sum(p.numel() for p in model.parameters())
-    print(f"wrote {args.output} ({parameters / 1e6:.1f} M parameters)")
-    return 0
-
-
-def _add_dataset(commands) -> None:
-    command = commands.add_parser("dataset", help="build a training set from folders of one-shots, Hydrogen drumkits and SoundFonts")
-    command.add_argument("sources", type=Path, nargs="+", metavar="SRC",
-                         help="a folder with one sub-folder per class, a Hydrogen drumkit, a folder of drumkits, "
-                              "or a SoundFont (.sf2/.sf3: its drum kits, rendered by FluidSynth)")
-    command.add_argument("-o", "--output", type=Path, required=True, help="dataset folder to write")
-    command.add_argument("--hold-out", action="append", default=[], metavar="KIT",
-                         help="keep this kit (or source folder) out of training, for evaluation; repeatable")
-    command.add_argument("--length", type=int, default=32768, help="samples per one-shot (default 32768)")
-    command.add_argument("--samplerate", type=int, default=44100, help="rate of the dataset (default 44100)")
-    command.add_argument("--show-classes", action="store_true", help="also print the instrument-name-to-class table")
-    command.set_defaults(run=run_dataset)
-
-
-def run_dataset(args) -> int:
-    _training_package()
-    from training.classes import mapping_table
-    from training.dataset import build_dataset, summary
-    from training.oneshot import Shape
-
-    if args.show_classes:
-        print(mapping_table())
-    if args.length < 1 or args.samplerate < 1:
-        raise InputError(None, "--length and --samplerate must be positive")
-    manifest = build_dataset(args.sources, args.output, Shape(sample_rate=args.samplerate, length=args.length), tuple(args.hold_out))
-    print(summary(manifest))
-    print(f"wrote {len(manifest.items)} one-shots to {args.output}")
-    return 0
-
-
-def _add_train(commands) -> None:
-    command = commands.add_parser("train", help="train a model on a dataset (run it again to resume)")
-    command.add_argument("data", type=Path, help="dataset folder (from `noisepad dataset`)")
-    command.add_argument("--config", default="default", help="tiny, default, seed or a YAML file (default: default)")
-    command.add_argument("-o", "--output", type=Path, required=True, metavar="RUN", help="run folder")
-    command.add_argument("--steps", type=int, help="train until this many optimizer steps (default: the config's)")
-    command.add_argument("--minutes", type=float,
-                         help="stop after this much training time, counting every session of the run (default: no limit)")
-    command.add_argument("--init", type=Path, help="fine-tune from this engine model file")
-    command.add_argument("--quiet", action="store_true", help="no progress bar")
-    command.set_defaults(run=run_train)
-
-
-def run_train(args) -> int:
-    _training_package()
-    from training.run import train
-
-    model = train(args.data, args.config, args.output, steps=args.steps, init=args.init, progress=not args.quiet,
-                  minutes=args.minutes)
-    print(f"trained; EMA model in {model} (export it with `noisepad export {args.output} -o MODEL`)")
-    return 0
-
-
-def _add_distill(commands) -> None:
-    command = commands.add_parser("distill", help="train a student that samples in fewer steps (run it again to resume)")
-    command.add_argument("model", type=Path, help="the teacher: an engine model file")
-    command.add_argument("-o", "--output", type=Path, required=True, help="the student's model file to write")
-    command.add_argument("--steps", type=int, default=4, help="the student's sampling steps (default 4)")
-    command.add_argument("--run", dest="run_folder", type=Path, help="folder for the run's state (default: OUTPUT with .run)")
-    command.add_argument("--iterations", type=int, default=2000, help="optimizer steps per halving (default 2000)")
-    command.add_argument("--batch-size", type=int, default=4)
-    command.add_argument("--lr", type=float, default=5e-5, help="learning rate (default 5e-5)")
-    command.add_argument("--samples-per-class", type=int, default=16, help="teacher one-shots to learn from (default 16)")
-    command.add_argument("--minutes", type=float, help="stop after this long in this session (the run is saved)")
-    command.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: best available)")
-    command.set_defaults(run=run_distill)
-
-
-def run_distill(args) -> int:
-    from engine.outfile import check_writable
-    from training.distill import DistillSetup, distill
-
-    check_writable(args.output)
-    setup = DistillSetup(teacher=str(args.model.resolve()), steps=args.steps, iterations=args.iterations,
-                         batch_size=args.batch_size, learning_rate=args.lr, samples_per_class=args.samples_per_class)
-    run = args.run_folder or args.output.with_suffix(".run")
-    written = distill(setup, run, args.output, device=_device_name(args.device), minutes=args.minutes)
-    if written is None:
-        print(f"stopped; {run} is saved: run the same command to go on")
-    else:
-        print(f"wrote {written}: samples in {args.steps} DDIM steps")
-    return 0
-
-
-def _add_export(commands) -> None:
-    command = commands.add_parser("export", help="write a run's EMA weights as an engine model file")
-    command.add_argument("run_folder", type=Path, metavar="RUN", help="run folder")
-    command.add_argument("-o", "--output", type=Path, required=True, help="model file to write (.safetensors)")
-    command.add_argument("--half", action="store_true", help="store fp16 weights (half the size)")
-    command.set_defaults(run=run_export)
-
-
-def run_export(args) -> int:
-    from training.run import export
-
-    config = export(args.run_folder, args.output, half=args.half)
-    print(f"wrote {args.output} ({', '.join(config.classes) or 'unconditional'})")
-    return 0
-
-
-def _training_package():
-    try:
-        import lightning  # noqa: F401
-        import matplotlib  # noqa: F401
-        import pyloudnorm  # noqa: F401
-        import sf2utils  # noqa: F401
-    except ImportError as error:
-        raise InputError(None, f"training needs the train extra: pip install 'noisepad[train]' ({error.name} is missing)") from None
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,7 +12,7 @@ from tests.tiny_models import write_kit_preset, write_tiny_model
 
 
 def noisepad(*args):
-    return subprocess.run([sys.executable, "-m", "instrument.cli", *map(str, args)], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "noisepad_cli", *map(str, args)], capture_output=True, text=True)
 
 
 def test_generate_writes_a_sample_pack_that_can_be_remade(kit_model_file, tmp_path):

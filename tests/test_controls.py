@@ -12,12 +12,13 @@ import soundfile
 from engine.errors import InputError
 from engine.generator import Producer
 from engine.cache import model_hash
-from engine.recipe import Recipe, Remaker, recipe_for
+from engine.recipe import Remaker, recipe_for
 from engine.plan import GeneratorConfig
 from instrument.controls import ControlMap
 from instrument.kit import pad_mixes
 from instrument.mixer import Mixer
 from instrument.play import _write_keepers
+from noisepad_cli import main
 from instrument.preset import load_preset
 from instrument.scheduler import EventQueue, Scheduler
 from tests.pool_fixtures import pools_for, refill  # noqa: F401 (a fixture)
@@ -168,8 +169,11 @@ def test_keep_writes_the_last_one_shot_that_its_json_remakes(rig, preset, tmp_pa
     made_with = json.loads(wav.with_suffix(".json").read_text())
     audio, rate = soundfile.read(str(wav), dtype="float32", always_2d=True)
     assert rate == RATE and made_with["class"] == "kick"
-    remade = Remaker().remake(Recipe.from_dict(made_with, wav))
-    assert made_with["batch"] == 2 and np.array_equal(audio.T, remade[:, : audio.shape[0]])   # to the bit
+    assert main(["generate", "--remake", str(wav.with_suffix(".json")), "-o", str(tmp_path / "again")]) == 0
+    again = tmp_path / "again" / wav.name
+    remade, _ = soundfile.read(str(again), dtype="float32", always_2d=True)
+    assert made_with["batch"] == 2 and np.array_equal(audio, remade[: len(audio)])   # to the bit
+    assert json.loads(again.with_suffix(".json").read_text()) == made_with
     assert _write_keepers(controls, pools, preset, tmp_path / "keepers", RATE) == []   # one press, one file
 
 

@@ -110,7 +110,7 @@ def test_convert_command_writes_a_model_file(seed_files, tmp_path):
     write_seed_checkpoint(ckpt)
     out = tmp_path / "kicks.safetensors"
     result = subprocess.run(
-        [sys.executable, "-m", "instrument.cli", "convert", str(ckpt), "--config", str(config), "-o", str(out)],
+        [sys.executable, "-m", "noisepad_cli", "convert", str(ckpt), "--config", str(config), "-o", str(out)],
         capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stderr
@@ -130,7 +130,7 @@ def test_checkpoint_that_needs_unpickling_code_is_refused_and_never_run(seed_fil
     marker = tmp_path / "code-ran"
     torch.save({"state_dict": {}, "hyper_parameters": RunsCode(str(marker))}, ckpt)
     result = subprocess.run(
-        [sys.executable, "-m", "instrument.cli", "convert", str(ckpt), "--config", str(config), "-o", str(tmp_path / "m.safetensors")],
+        [sys.executable, "-m", "noisepad_cli", "convert", str(ckpt), "--config", str(config), "-o", str(tmp_path / "m.safetensors")],
         capture_output=True, text=True,
     )
     assert result.returncode == 2

@@ -9,7 +9,7 @@ import pyloudnorm
 import pytest
 import soundfile
 
-from instrument.cli import main
+from noisepad_cli import main
 from tests.drum_files import hit, write_class_folders, write_hit, write_hydrogen_kit
 from tests.soundfont_files import Preset, Zone, noise_burst, tone, write_soundfont
 from training.classes import class_for_name

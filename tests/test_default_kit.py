@@ -11,7 +11,7 @@ from engine.generate import Item, generate
 from engine.modelconfig import read_config
 from engine.modelfile import load_model
 from engine.settings import Settings
-from instrument.cli import main
+from noisepad_cli import main
 from instrument.demo import GROOVE, play_file
 from instrument.midifile import read_events
 from instrument.preset import DEFAULT_PRESET, load_preset

@@ -11,7 +11,7 @@ import torch
 from engine.modelconfig import read_config
 from engine.modelfile import DrumDiffusion, load_model, save_model
 from engine.sampling import alpha_sigma, sample_ddim
-from instrument.cli import main
+from noisepad_cli import main
 from instrument.preset import load_preset
 from tests.tiny_models import tiny_model, write_kit_preset
 

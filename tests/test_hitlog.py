@@ -11,7 +11,7 @@ import soundfile
 
 from engine.generator import Producer
 from engine.plan import GeneratorConfig
-from instrument.cli import main
+from noisepad_cli import main
 from instrument.controls import ControlMap
 from instrument.hitlog import HitLog, HitLogWriter
 from instrument.kit import pad_mixes

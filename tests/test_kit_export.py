@@ -32,7 +32,7 @@ def preset(tmp_path, kit_model_file):
 
 
 def noisepad(*args, env=None):
-    result = subprocess.run([sys.executable, "-m", "instrument.cli", *map(str, args)], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "noisepad_cli", *map(str, args)], capture_output=True,
                             text=True, env=env)
     assert result.returncode == 0, result.stderr
     return result
@@ -131,7 +131,7 @@ def test_a_kit_is_never_written_over_files_already_there(preset, tmp_path):
     mine = tmp_path / "sfz" / "samples" / "my_snare.wav"
     mine.parent.mkdir(parents=True)
     mine.write_bytes(b"my own sample")
-    result = subprocess.run([sys.executable, "-m", "instrument.cli", "kit", "--preset", str(preset), "-n", "2",
+    result = subprocess.run([sys.executable, "-m", "noisepad_cli", "kit", "--preset", str(preset), "-n", "2",
                              "-o", str(tmp_path / "sfz"), "--device", "cpu"], capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "already holds files" in result.stderr and str(mine.parent) in result.stderr

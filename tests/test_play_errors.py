@@ -10,7 +10,7 @@ from tests.tiny_models import write_kit_preset
 
 
 def noisepad(*args, env=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "instrument.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "noisepad_cli", *map(str, args)],
                           capture_output=True, text=True, env=env, timeout=timeout)
 
 

@@ -53,7 +53,7 @@ def click_preset(tmp_path, kit_model_file):
 def start_play(server, preset, tmp_path, *options, virtual=True):
     env = dict(server.env, PYTHONUNBUFFERED="1")
     options = options or ("--midi-api", "jack", "--device", "JACK", "--blocksize", str(PERIOD))
-    command = [sys.executable, "-m", "instrument.cli", "play", *(["--virtual"] if virtual else []), *options,
+    command = [sys.executable, "-m", "noisepad_cli", "play", *(["--virtual"] if virtual else []), *options,
                "--preset", str(preset), "--cache", str(tmp_path / "cache"), "--generator-device", "cpu",
                "--record", str(tmp_path / "take.wav")]
     log = open(tmp_path / "play.log", "w+")
@@ -237,7 +237,7 @@ def test_a_recording_that_hits_the_file_size_limit_stops_with_a_message_and_stay
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past it fails instead of killing
 
     with jack_server(rate=RATE, period=PERIOD) as server:
-        command = [sys.executable, "-m", "instrument.cli", "play", "--audio", "jack", "--virtual",
+        command = [sys.executable, "-m", "noisepad_cli", "play", "--audio", "jack", "--virtual",
                    "--preset", str(click_preset), "--cache", str(tmp_path / "cache"), "--record", str(tmp_path / "take.wav")]
         log = open(tmp_path / "play.log", "w+")
         process = subprocess.Popen(command, env=dict(server.env, PYTHONUNBUFFERED="1"), stdout=log,
@@ -367,7 +367,7 @@ def test_a_take_renders_again_from_its_hit_log(kit_model_file, tmp_path):
     assert process.returncode == 0, output
     lines = (tmp_path / "take.hits.jsonl").read_text().splitlines()
     assert sum('"recipe"' in line for line in lines) == 12 and '"end"' in lines[-1]
-    result = subprocess.run([sys.executable, "-m", "instrument.cli", "render", "--hits", str(tmp_path / "take.hits.jsonl"),
+    result = subprocess.run([sys.executable, "-m", "noisepad_cli", "render", "--hits", str(tmp_path / "take.hits.jsonl"),
                              "-o", str(tmp_path / "again.wav"), "--device", "cpu"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     take, _ = soundfile.read(str(tmp_path / "take.wav"), dtype="float32")
@@ -384,7 +384,7 @@ def test_on_a_terminal_play_shows_a_live_dashboard(click_preset, tmp_path):
 
     main_end, terminal = pty.openpty()
     with jack_server(rate=RATE, period=PERIOD) as server:
-        command = [sys.executable, "-m", "instrument.cli", "play", "--audio", "jack", "--virtual",
+        command = [sys.executable, "-m", "noisepad_cli", "play", "--audio", "jack", "--virtual",
                    "--preset", str(click_preset), "--cache", str(tmp_path / "cache")]
         process = subprocess.Popen(command, env=dict(server.env, COLUMNS="120"), stdin=subprocess.DEVNULL,
                                    stdout=terminal, stderr=terminal)

@@ -12,7 +12,7 @@ from tests.tiny_models import write_kit_preset
 
 
 def noisepad(*args):
-    return subprocess.run([sys.executable, "-m", "instrument.cli", *map(str, args)], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "noisepad_cli", *map(str, args)], capture_output=True, text=True)
 
 
 def write_midi(path, notes, tempo=500000):
@@ -115,7 +115,7 @@ def test_an_interrupted_render_leaves_no_file_and_no_shared_memory(tmp_path, kit
         "kick": "notes: [36], class: kick, steps: 40, pool: 64"})
     midi = write_midi(tmp_path / "many.mid", [(i / 4, 36, 100, 10) for i in range(64)])
     before = shared_memory_segments()
-    process = subprocess.Popen([sys.executable, "-m", "instrument.cli", "render", midi, "-o", tmp_path / "out.wav",
+    process = subprocess.Popen([sys.executable, "-m", "noisepad_cli", "render", midi, "-o", tmp_path / "out.wav",
                                 "--preset", preset, "--device", "cpu"], stderr=subprocess.PIPE, text=True)
     first = process.stderr.readline()   # the first progress line: generation has begun
     process.send_signal(signal_number)

@@ -14,7 +14,7 @@ from engine.recipe import Remaker, recipe_for
 from engine.resample import to_playback
 from engine.settings import Settings
 from engine.starter import load_starters, read_starter, starter_files
-from instrument.cli import main
+from noisepad_cli import main
 from tests.pool_fixtures import pools_for  # noqa: F401 (a fixture)
 from tests.tiny_models import write_tiny_model
 

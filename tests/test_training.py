@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from engine.modelfile import DrumDiffusion, load_model
-from instrument.cli import main
+from noisepad_cli import main
 from tests.drum_files import write_class_folders
 from training.dataset import load_split, read_manifest
 from training.objective import v_loss
@@ -207,7 +207,7 @@ def test_an_unknown_config(dataset, tmp_path, capsys):
 
 def test_sigterm_saves_the_run_and_the_same_command_resumes(dataset, tmp_path):
     run = tmp_path / "stopped"
-    command = [sys.executable, "-m", "instrument.cli", "train", str(dataset), "--config", "tiny", "-o", str(run),
+    command = [sys.executable, "-m", "noisepad_cli", "train", str(dataset), "--config", "tiny", "-o", str(run),
                "--steps", "100000", "--quiet"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
