@@ -22,7 +22,7 @@ import torch
 import yaml
 
 from engine.device import pick_device, pick_dtype
-from engine.generate import Item, sample_batch
+from engine.sample_batch import Item, sample_batch
 from engine.modelconfig import ModelConfig
 from engine.modelfile import DrumDiffusion, load_model
 from engine.settings import Settings

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from benchmarks.quality import decayed_windows, generate_set, noise_floor_db
-from engine.generate import Item, sample_batch, seed_noise
+from engine.sample_batch import Item, sample_batch, seed_noise
 from engine.modelfile import load_model
 from engine.sampling import alpha_sigma
 from engine.settings import Settings

@@ -33,7 +33,7 @@ import torchaudio
 from scipy import linalg, signal
 from torch import nn
 
-from engine.generate import Item, sample_batch
+from engine.sample_batch import Item, sample_batch
 from engine.modelfile import load_model
 from engine.postprocess import finish_oneshot, tail_gate
 from engine.modelconfig import read_config

@@ -31,7 +31,7 @@ import numpy as np
 
 from engine.pool import PadLayout, Pools
 from instrument.hitlog import HitLog
-from instrument.live import LiveEngine
+from instrument.audio_callback import AudioCallback
 from instrument.mixer import Mixer, PadMix
 from instrument.scheduler import EventQueue
 
@@ -53,7 +53,7 @@ def callback_cost(voices: int, blocksize: int, blocks: int = 400, hit_every_bloc
                 shot[:, -1] = 0
                 pools.preload(p, shot, s, fresh=True)
         mixer = Mixer(pools, [PadMix(0.5, 0.0)] * pads, RATE, blocksize, hit_log=HitLog(pools) if logged else None)
-        engine = LiveEngine(mixer, EventQueue(), [i % pads for i in range(128)], RATE)
+        engine = AudioCallback(mixer, EventQueue(), [i % pads for i in range(128)], RATE)
         out = np.zeros((blocksize, 2), np.float32)
         durations = []
         for block in range(blocks):

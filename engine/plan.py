@@ -1,6 +1,6 @@
 """The plan of a run, torch-free: for pad specs, the pools' layout and what the generator
 process is told (GeneratorConfig). The instrument builds it; engine.supervisor starts the
-generator with it and engine.generator, in its own process, follows it.
+generator with it and engine.generator_process, in its own process, follows it.
 """
 
 from __future__ import annotations

@@ -155,7 +155,7 @@ class Remaker:
         recipes[i] at place `places[i]`, the other places filled with repeats: what else is in a
         batch does not change an item, its size and place do."""
         from engine.audiofile import read_source
-        from engine.generate import Item, generate
+        from engine.sample_batch import Item, generate
 
         first = recipes[next(iter(places))]
         model = self._model(first)

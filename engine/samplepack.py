@@ -11,7 +11,7 @@ import torch
 
 from engine.audiofile import read_source, write_wav
 from engine.errors import InputError
-from engine.generate import Item, generate
+from engine.sample_batch import Item, generate
 from engine.modelconfig import file_hash
 from engine.modelfile import load_model
 from engine.outfile import writable_folder

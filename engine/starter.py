@@ -104,7 +104,7 @@ def _preload(pools: Pools, p: int, spec: PadSpec, starter) -> int:
 def make_starter(model: str | Path, per_class: int, seed: int = 0, device: str = "cpu") -> int:
     """Generate `per_class` one-shots of each class (of the model, if unconditional) at the
     settings the model asks for and store them as its starter; returns how many."""
-    from engine.generate import Item, generate
+    from engine.sample_batch import Item, generate
     from engine.modelfile import load_model
     from engine.settings import model_settings
 

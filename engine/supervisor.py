@@ -1,7 +1,7 @@
 """Runs the generator process and restarts it when it dies.
 
 Lives in the instrument process, which never imports torch: the process body is in
-`engine.generator`, imported only inside the spawned process.
+`engine.generator_process`, imported only inside the spawned process.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ log = logging.getLogger("noisepad.generator")
 
 
 def _run_generator(config: GeneratorConfig, stop_flag, run_index: int) -> None:
-    from engine.generator import run_generator
+    from engine.generator_process import run_generator
 
     run_generator(config, stop_flag, run_index)
 

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from engine.errors import InputError
-from instrument.live import LiveEngine
+from instrument.audio_callback import AudioCallback
 
 CLIENT_NAME = "noisepad"
 MAX_BLOCK = 8192      # JACK periods are at most this long in practice; longer ones play silence
@@ -59,7 +59,7 @@ class JackPlayer:
         self.label = f"JACK ({client.name})"
         self.server_gone = threading.Event()
         self.ports_changed = threading.Event()
-        self.engine: LiveEngine | None = None
+        self.engine: AudioCallback | None = None
         self.following: tuple[str | None] | None = None   # (wanted,) once MIDI sources are followed
         self.listening: set[str] = set()
 
@@ -71,7 +71,7 @@ class JackPlayer:
     def blocksize(self) -> int:
         return self.client.blocksize
 
-    def start(self, engine: LiveEngine, wanted: str | None, virtual: bool) -> list[str]:
+    def start(self, engine: AudioCallback, wanted: str | None, virtual: bool) -> list[str]:
         """Run `engine`, connect the main outputs to the system's playback and the MIDI
         outputs `wanted` names (`midi_sources`) to midi_in, unless `virtual`; returns those."""
         sources = [] if virtual else self.midi_sources(wanted)

@@ -57,14 +57,14 @@ def _prepare(samples: Path) -> None:
 
 def _make_one_shots(preset: Preset, count: int, samples: Path, seed: int, device: str,
                     show_progress: bool) -> list[KitPad]:
-    from engine.generator import Producer   # torch: only once the preset is known good
+    from engine.generator_process import PoolFiller   # torch: only once the preset is known good
 
     untuned = [_untuned(pad.spec, count) for pad in preset.pads]
     groups = sorted({pad.choke for pad in preset.pads if pad.choke is not None})
     with Pools.create(pool_layout(untuned)) as pools:
         config = GeneratorConfig(tuple(untuned), pools.handle, device=device, seed=seed)
         with progress(count * len(untuned), "one-shots made", show=show_progress) as bar:
-            Producer(config, pools, strict=True).fill(on_made=bar.update)
+            PoolFiller(config, pools, strict=True).fill(on_made=bar.update)
         hashes = {Path(spec.model): model_hash(Path(spec.model)) for spec in untuned}
         return [_write_pad(pools, p, pad, untuned[p], hashes[Path(untuned[p].model)], samples,
                            groups.index(pad.choke) + 1 if pad.choke is not None else 0)

@@ -24,7 +24,7 @@ from instrument.dashboard import status_display
 from instrument.hitlog import HitLog, HitLogWriter, hit_log_path
 from instrument.keepers import write_keeper
 from instrument.kit import pad_mixes
-from instrument.live import LiveEngine, Recorder
+from instrument.audio_callback import AudioCallback, Recorder
 from instrument.mixer import Mixer
 from instrument.preset import Preset, load_preset
 from instrument.scheduler import EventQueue
@@ -82,7 +82,7 @@ def _play(options: PlayOptions, preset: Preset, player) -> int:
         mixer = Mixer(pools, mixes, player.rate, mixer_blocksize, hit_log=hit_log)
         channel = options.channel if options.channel is not None else preset.midi_channel
         controls = ControlMap(preset.controls, len(preset.pads), mixer, pools)
-        engine = LiveEngine(mixer, EventQueue(), preset.note_to_pad, player.rate, channel, recorder, controls)
+        engine = AudioCallback(mixer, EventQueue(), preset.note_to_pad, player.rate, channel, recorder, controls)
         stack.callback(player.close)   # before the pools go: the callback reads them
         midi = _start_player(player, engine, options, preset)
         if recorder is not None:
@@ -125,7 +125,7 @@ def _open_player(options: PlayOptions, preset: Preset):
     return PortAudioPlayer(options.device, options.samplerate, options.blocksize or preset.blocksize, preset)
 
 
-def _start_player(player, engine: LiveEngine, options: PlayOptions, preset: Preset) -> str:
+def _start_player(player, engine: AudioCallback, options: PlayOptions, preset: Preset) -> str:
     """Start the audio; returns what the MIDI input is, for the start line."""
     wanted = options.midi_in or preset.midi_input
     virtual = options.virtual or preset.midi_virtual
@@ -211,7 +211,7 @@ def _write_keepers(controls: ControlMap, pools: Pools, preset: Preset, folder: P
     return notices
 
 
-def _status_loop(stop: threading.Event, player, engine: LiveEngine, pools: Pools, supervisor, every: float,
+def _status_loop(stop: threading.Event, player, engine: AudioCallback, pools: Pools, supervisor, every: float,
                  keep=list, names: list[str] = ()) -> None:
     gone = player.server_gone
     follow_midi = getattr(player, "follow_midi", list)   # JACK only: rtmidi does not see ports go
@@ -228,7 +228,7 @@ def _status_loop(stop: threading.Event, player, engine: LiveEngine, pools: Pools
                 return
 
 
-def _summary(engine: LiveEngine, pools: Pools, supervisor) -> str:
+def _summary(engine: AudioCallback, pools: Pools, supervisor) -> str:
     stats, pool = engine.stats(), pools.stats()
     fresh_hits = sum(pad.fresh_hits for pad in pool.pads)
     return (f"noisepad: stopped. hits {stats.hits}, fresh {fresh_hits} ({pool.fresh_hit_ratio:.0%}), empty {stats.empty}, "

@@ -9,7 +9,7 @@ import sounddevice as sd
 
 from engine.errors import InputError
 from engine.modelconfig import read_config
-from instrument.live import LiveEngine
+from instrument.audio_callback import AudioCallback
 from instrument.midi_in import compiled_apis, input_names, open_input
 from instrument.preset import Preset
 
@@ -35,7 +35,7 @@ class PortAudioPlayer:
         self.stream = None
         self.port = None
 
-    def start(self, engine: LiveEngine, midi_in: str | None, virtual: bool, midi_api: str | None) -> None:
+    def start(self, engine: AudioCallback, midi_in: str | None, virtual: bool, midi_api: str | None) -> None:
         # MIDI before audio: python-rtmidi holds the GIL while it opens a JACK client, and
         # a running Python audio callback would then stall the JACK graph until it times out
         clock = StreamClock()

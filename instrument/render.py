@@ -39,7 +39,7 @@ def render(midi: Path, output: Path, preset: Preset, seed: int = 0, device: str 
     """Write the rendering as a WAV file; returns its length in seconds. `max_per_pad` caps the
     one-shots made per pad below its pool size (a quicker render that replays more). Progress
     goes to stderr: a bar on a terminal, plain lines otherwise."""
-    from engine.generator import Producer  # torch: only once there is something to render
+    from engine.generator_process import PoolFiller  # torch: only once there is something to render
 
     events = read_events(midi, preset.midi_channel)
     _check_mapped(midi, events, preset)
@@ -50,7 +50,7 @@ def render(midi: Path, output: Path, preset: Preset, seed: int = 0, device: str 
         config = GeneratorConfig(tuple(specs), pools.handle, device=device, seed=seed)
         needed = sum(spec.pool_size for spec in specs)
         with progress(needed, "one-shots made", show=show_progress) as bar:
-            Producer(config, pools, strict=True).fill(on_made=bar.update)
+            PoolFiller(config, pools, strict=True).fill(on_made=bar.update)
         if show_progress:
             print(f"rendering {midi.name} ...", file=sys.stderr, flush=True)
         audio = _play(events, preset, pools, rate, seed)

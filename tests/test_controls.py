@@ -10,7 +10,7 @@ import pytest
 import soundfile
 
 from engine.errors import InputError
-from engine.generator import Producer
+from engine.generator_process import PoolFiller
 from engine.cache import model_hash
 from engine.recipe import Remaker, recipe_for
 from engine.plan import GeneratorConfig
@@ -50,7 +50,7 @@ def rig(preset, pools_for):
     """Pools filled by the real generator code, and the callback's scheduler with the controls."""
     specs = [pad.spec for pad in preset.pads]
     pools = pools_for(specs)
-    producer = Producer(GeneratorConfig(tuple(specs), pools.handle, seed=1, threads=1), pools)
+    producer = PoolFiller(GeneratorConfig(tuple(specs), pools.handle, seed=1, threads=1), pools)
     producer.fill()
     mixer = Mixer(pools, pad_mixes(preset), RATE, BLOCK)
     controls = ControlMap(preset.controls, len(preset.pads), mixer, pools)

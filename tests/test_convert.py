@@ -10,7 +10,7 @@ from audio_diffusion_pytorch import DiffusionModel, UNetV0, VDiffusion, VSampler
 
 from engine.convert import convert
 from engine.errors import InputError
-from engine.generate import Item, sample_batch, seed_noise
+from engine.sample_batch import Item, sample_batch, seed_noise
 from engine.modelfile import load_model
 from engine.settings import Settings
 from tests.tiny_models import TINY_UNET

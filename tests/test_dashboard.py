@@ -9,7 +9,7 @@ import numpy as np
 from rich.console import Console
 
 from instrument.dashboard import Dashboard, StatusLines
-from instrument.live import LiveEngine
+from instrument.audio_callback import AudioCallback
 from instrument.mixer import Mixer, PadMix
 from instrument.scheduler import EventQueue
 from tests.pool_fixtures import fill, pools_of  # noqa: F401 (a fixture)
@@ -24,7 +24,7 @@ def test_the_dashboard_shows_each_pads_pool_hits_last_seed_and_hold(pools_of):
     fill(pools, 0)
     fill(pools, 1)
     mixer = Mixer(pools, [PadMix(1.0, 0.0)] * 3, 44100, 128)
-    engine = LiveEngine(mixer, EventQueue(), [-1] * 128, 44100)
+    engine = AudioCallback(mixer, EventQueue(), [-1] * 128, 44100)
     for _ in range(3):
         mixer.note_on(0, 100)                      # kick: 3 hits, all fresh
     mixer.note_on(1, 100)
@@ -51,7 +51,7 @@ def test_the_dashboard_shows_each_pads_pool_hits_last_seed_and_hold(pools_of):
 def test_off_a_terminal_the_status_is_a_plain_line(pools_of, capsys):
     pools = pools_of([(2, 2, 64)])
     fill(pools, 0)
-    engine = LiveEngine(Mixer(pools, [PadMix(1.0, 0.0)], 44100, 128), EventQueue(), [-1] * 128, 44100)
+    engine = AudioCallback(Mixer(pools, [PadMix(1.0, 0.0)], 44100, 128), EventQueue(), [-1] * 128, 44100)
     lines = StatusLines()
     lines.update(engine, pools, NoGenerator())
     lines.update(engine, pools, NoGenerator())   # at most one line every 10 s

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from engine.generate import Item, generate
+from engine.sample_batch import Item, generate
 from engine.modelconfig import read_config
 from engine.modelfile import load_model
 from engine.settings import Settings

@@ -3,7 +3,7 @@ import torch
 
 from engine.device import pick_device, pick_dtype
 from engine.errors import InputError
-from engine.generate import Item, sample_batch
+from engine.sample_batch import Item, sample_batch
 from engine.modelfile import load_model
 from engine.settings import Settings
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from engine.errors import InputError
-from engine.generate import Item, generate, sample_batch
+from engine.sample_batch import Item, generate, sample_batch
 from engine.modelfile import load_model
 from engine.postprocess import Finish, finish_oneshot, tail_gate
 from engine.settings import Settings

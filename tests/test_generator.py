@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from engine.cache import cache_files, load_pools
-from engine.generate import Item, generate
-from engine.generator import Producer
+from engine.sample_batch import Item, generate
+from engine.generator_process import PoolFiller
 from engine.modelfile import load_model
 from engine.pads import PadSpec
 from engine.settings import Settings
@@ -82,7 +82,7 @@ def test_most_urgent_pads_first(kit_model_file, pools_for):
         pools.take(started)
     pools.preload(started, np.ones((2, 1024), np.float32), seed=1, fresh=True)
 
-    producer = Producer(config(specs, pools, seed=5, max_batch=3), pools)
+    producer = PoolFiller(config(specs, pools, seed=5, max_batch=3), pools)
     order = []
     while batch := producer.plan():
         order.append(batch)
@@ -97,7 +97,7 @@ def test_most_urgent_pads_first(kit_model_file, pools_for):
 def test_every_pad_gets_a_first_one_shot_before_any_pool_deepens(kit_model_file, pools_for):
     specs = [PadSpec(f"pad{i}", kit_model_file, "kick", 3, FAST) for i in range(6)]
     pools = pools_for(specs)
-    producer = Producer(config(specs, pools, seed=2), pools)   # on the CPU: batches of 4
+    producer = PoolFiller(config(specs, pools, seed=2), pools)   # on the CPU: batches of 4
     order = []
     while batch := producer.plan():
         order.append(batch)
@@ -117,7 +117,7 @@ def test_one_shots_go_to_the_pads_being_played_in_proportion(kit_model_file, poo
         for _ in range(hits):
             pools.take(p)
 
-    producer = Producer(config(specs, pools, seed=3, max_batch=8), pools)
+    producer = PoolFiller(config(specs, pools, seed=3, max_batch=8), pools)
     order = []
     while batch := producer.plan():
         order.append(batch)
@@ -209,7 +209,7 @@ def test_variation_tuning_and_an_unusable_pad(kit_model_file, pools_for, tmp_pat
         PadSpec("unknown", kit_model_file, "cowbell", 2, FAST),
     ]
     pools = pools_for(specs)
-    producer = Producer(config(specs, pools, seed=17), pools)
+    producer = PoolFiller(config(specs, pools, seed=17), pools)
     assert "cowbell" in caplog.text and producer.jobs[3] is None
 
     batches = []

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from engine.generator import Producer
+from engine.generator_process import PoolFiller
 from engine.plan import GeneratorConfig
 from noisepad_cli import main
 from instrument.controls import ControlMap
@@ -43,7 +43,7 @@ def play_a_take(preset, pools_for, log_path):
     one-shots the pools held for the hat's hits."""
     specs = [pad.spec for pad in preset.pads]
     pools = pools_for(specs)
-    producer = Producer(GeneratorConfig(tuple(specs), pools.handle, seed=3, threads=1), pools)
+    producer = PoolFiller(GeneratorConfig(tuple(specs), pools.handle, seed=3, threads=1), pools)
     producer.fill()
     mixes = pad_mixes(preset)
     hit_log = HitLog(pools)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.generator import Producer
+from engine.generator_process import PoolFiller
 from engine.pads import PadSpec
 from engine.pool import PadLayout, Pools
 from engine.settings import Settings
@@ -50,7 +50,7 @@ def test_the_pitch_spread_tunes_each_one_shot_by_its_seed(kit_model_file, pools_
     assert len(tunes) == 50 and min(tunes) >= -0.5 and max(tunes) <= 0.5   # within 50 cents either way
     assert spec.tune_for(7) == spec.tune_for(7)
     pools = pools_for([spec])
-    Producer(GeneratorConfig((spec,), pools.handle, seed=3, threads=1), pools).fill()
+    PoolFiller(GeneratorConfig((spec,), pools.handle, seed=3, threads=1), pools).fill()
     frames = {int(pools.frames[0, s]): int(pools.seed[0, s]) for s in range(6)}
     assert len(frames) > 1          # tuned apart: lower ones last longer
     for length, seed in frames.items():   # each as long as its tuning makes it (to the resampler's frame):

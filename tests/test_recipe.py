@@ -10,7 +10,7 @@ import torch
 
 from engine.cache import model_hash
 from engine.errors import InputError
-from engine.generate import Item, generate
+from engine.sample_batch import Item, generate
 from engine.modelfile import load_model
 from engine.recipe import Recipe, Remaker, read_recipe
 from engine.resample import to_playback

@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 import numpy as np
 
 from engine.audiofile import write_wav
-from engine.generate import Item, generate
+from engine.sample_batch import Item, generate
 from engine.modelfile import DrumDiffusion, save_model
 from engine.settings import Settings
 

@@ -51,13 +51,13 @@ def run_dataset(args) -> int:
     _training_package()
     from training.classes import mapping_table
     from training.dataset import build_dataset, summary
-    from training.oneshot import Shape
+    from training.oneshot import OneShotFormat
 
     if args.show_classes:
         print(mapping_table())
     if args.length < 1 or args.samplerate < 1:
         raise InputError(None, "--length and --samplerate must be positive")
-    manifest = build_dataset(args.sources, args.output, Shape(sample_rate=args.samplerate, length=args.length), tuple(args.hold_out))
+    manifest = build_dataset(args.sources, args.output, OneShotFormat(sample_rate=args.samplerate, length=args.length), tuple(args.hold_out))
     print(summary(manifest))
     print(f"wrote {len(manifest.items)} one-shots to {args.output}")
     return 0

@@ -22,7 +22,7 @@ import soundfile
 from engine.errors import InputError, error_line
 from training import hydrogen, soundfont
 from training.classes import class_for_name, class_order, folder_class
-from training.oneshot import Shape, Unusable, prepare
+from training.oneshot import OneShotFormat, Unusable, prepare
 
 FORMAT = "noisepad-dataset"
 MANIFEST = "dataset.json"
@@ -118,7 +118,7 @@ def _folder_candidates(root: Path) -> list[Candidate]:
     return found
 
 
-def build_dataset(sources: list[Path], output: Path, shape: Shape = Shape(), hold_out: tuple[str, ...] = ()) -> Manifest:
+def build_dataset(sources: list[Path], output: Path, shape: OneShotFormat = OneShotFormat(), hold_out: tuple[str, ...] = ()) -> Manifest:
     """Build the dataset in a temporary folder beside `output` and move it in place when done."""
     _check_output(output)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
@@ -157,7 +157,7 @@ def _check_output(output: Path) -> None:
         raise InputError(output, "exists and is not a dataset; will not overwrite it")
 
 
-def _write_items(candidates: list[Candidate], staging: Path, shape: Shape, hold_out, skipped: list[dict]) -> list[dict]:
+def _write_items(candidates: list[Candidate], staging: Path, shape: OneShotFormat, hold_out, skipped: list[dict]) -> list[dict]:
     items, seen = [], set()
     for candidate in candidates:
         try:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from engine.errors import InputError
-from engine.generate import Item, sample_batch
+from engine.sample_batch import Item, sample_batch
 from engine.modelfile import DrumDiffusion, load_model, save_model
 from engine.sampling import alpha_sigma, linear_ts, predict_x0, sample_ddim
 from engine.settings import model_settings

@@ -13,7 +13,7 @@ from engine.resample import resample
 
 
 @dataclass(frozen=True)
-class Shape:
+class OneShotFormat:
     sample_rate: int = 44100
     length: int = 32768
     channels: int = 2
@@ -28,7 +28,7 @@ class Unusable(Exception):
     """A file that reads but makes no training example (silent, non-finite)."""
 
 
-def prepare(audio: np.ndarray, rate: int, shape: Shape = Shape()) -> np.ndarray:
+def prepare(audio: np.ndarray, rate: int, shape: OneShotFormat = OneShotFormat()) -> np.ndarray:
     """float32 (channels, length): resampled, channels matched, leading silence trimmed,
     cropped (with a fade) or zero-padded, loudness normalized."""
     audio = np.asarray(audio, dtype=np.float32)
@@ -45,7 +45,7 @@ def prepare(audio: np.ndarray, rate: int, shape: Shape = Shape()) -> np.ndarray:
     return _normalize(audio, shape)
 
 
-def _trim_leading_silence(audio: np.ndarray, shape: Shape) -> np.ndarray:
+def _trim_leading_silence(audio: np.ndarray, shape: OneShotFormat) -> np.ndarray:
     level = np.max(np.abs(audio), axis=0)
     peak = float(level.max())
     if peak < 1e-5:
@@ -54,7 +54,7 @@ def _trim_leading_silence(audio: np.ndarray, shape: Shape) -> np.ndarray:
     return audio[:, max(0, onset - shape.pre_roll):]
 
 
-def _fit_length(audio: np.ndarray, shape: Shape) -> np.ndarray:
+def _fit_length(audio: np.ndarray, shape: OneShotFormat) -> np.ndarray:
     out = np.zeros((shape.channels, shape.length), dtype=np.float32)
     if audio.shape[1] <= shape.length:
         out[:, :audio.shape[1]] = audio
@@ -65,7 +65,7 @@ def _fit_length(audio: np.ndarray, shape: Shape) -> np.ndarray:
     return out
 
 
-def _normalize(audio: np.ndarray, shape: Shape) -> np.ndarray:
+def _normalize(audio: np.ndarray, shape: OneShotFormat) -> np.ndarray:
     meter = pyloudnorm.Meter(shape.sample_rate)
     # the meter needs one 400 ms block; silence added to a short clip is gated out of the measure
     measured = np.zeros((max(audio.shape[1], int(meter.block_size * shape.sample_rate) + 1), audio.shape[0]))

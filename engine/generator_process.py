@@ -25,7 +25,7 @@ import torch
 from engine.audiofile import read_source
 from engine.cache import save_pools
 from engine.errors import InputError
-from engine.generate import Item, generate
+from engine.sample_batch import Item, generate
 from engine.device import pick_device, pick_dtype
 from engine.modelfile import DrumDiffusion, load_model
 from engine.settings import MAX_SEED, Settings
@@ -52,7 +52,11 @@ class PadJob:
 
 
 
-class Producer:
+class PoolFiller:
+    """Keeps pools full: plans which pads to make one-shots for, makes them in batches and
+    delivers them into the slots the pools lend. The generator process loops over it;
+    `render` and `kit` fill their pools with it in their own process."""
+
     def __init__(self, config: GeneratorConfig, pools: Pools, run_index: int = 0, strict: bool = False):
         """`strict`: a pad that cannot be generated is an error, not a warning."""
         self.config = config
@@ -253,6 +257,6 @@ def run_generator(config: GeneratorConfig, stop_flag, run_index: int = 0) -> Non
     pools = Pools.attach(config.pools)
     try:
         # also stop when orphaned: a killed instrument cannot stop us
-        Producer(config, pools, run_index).run(lambda: bool(stop_flag.value) or os.getppid() != parent)
+        PoolFiller(config, pools, run_index).run(lambda: bool(stop_flag.value) or os.getppid() != parent)
     finally:
         pools.close()

@@ -21,7 +21,7 @@ SAFETY_MARGIN_S = 0.0005    # added to the measured output latency for the fixed
 
 
 @dataclass(frozen=True)
-class LiveStats:
+class CallbackStats:
     xruns: int
     callbacks: int
     p50_ms: float
@@ -65,7 +65,7 @@ class Recorder:
         return out
 
 
-class LiveEngine:
+class AudioCallback:
     """Owns what the audio callback touches. `callback` is a sounddevice OutputStream's callback;
     a JACK client applies its MIDI events through `scheduler.apply`, then calls `render`."""
 
@@ -104,11 +104,11 @@ class LiveEngine:
         self.budget = frames / self.sample_rate
         self.scheduler.delay = max(0.0, output_latency) + self.budget + SAFETY_MARGIN_S
 
-    def stats(self) -> LiveStats:
+    def stats(self) -> CallbackStats:
         count = min(self.callbacks, TIMING_WINDOW)
         recent = self.durations[:count] if count else np.zeros(1)
         counters = self.mixer.counters
-        return LiveStats(
+        return CallbackStats(
             xruns=self.xruns, callbacks=self.callbacks,
             p50_ms=float(np.percentile(recent, 50) * 1000), p99_ms=float(np.percentile(recent, 99) * 1000),
             budget_ms=self.budget * 1000, voices=self.mixer.voices, hits=counters.hits,
