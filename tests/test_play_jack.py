@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -61,6 +62,16 @@ def start_play(server, preset, tmp_path, *options, virtual=True):
     return process, log
 
 
+@contextmanager
+def keys_and_output(server, seconds=10, ports=("noisepad:out_L", "noisepad:out_R")):
+    """A JACK MIDI client sending to noisepad's input, and a recorder of its output `ports`."""
+    with JackRecorder(server, channels=0, name="keys") as keys, \
+            JackRecorder(server, channels=len(ports), seconds=seconds, midi=False) as recorder:
+        recorder.connect(*ports)
+        keys.connect_midi("noisepad:midi_in")
+        yield keys, recorder
+
+
 def wait_for(log, text, process, timeout=60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -91,10 +102,8 @@ def test_jack_client_sounds_every_note_at_the_frame_it_was_sent(click_preset, tm
         process, log = start_play(server, click_preset, tmp_path, "--audio", "jack", "--outputs", "pads")
         try:
             wait_for(log, "every pad ready", process)
-            with JackRecorder(server, channels=0, name="keys") as keys, \
-                    JackRecorder(server, channels=3, seconds=30, midi=False) as recorder:
-                recorder.connect("noisepad:out_L", "noisepad:click_L", "noisepad:clack_L")
-                keys.connect_midi("noisepad:midi_in")
+            outputs = ("noisepad:out_L", "noisepad:click_L", "noisepad:clack_L")
+            with keys_and_output(server, seconds=30, ports=outputs) as (keys, recorder):
                 start = keys.frame_time + RATE // 5
                 # notes at offsets all over a period: 37 is prime to the period
                 events = [(start + i * 3000 + 37 * i, [0x99, 36 if i % 2 == 0 else 38, 100]) for i in range(NOTES)]
@@ -206,10 +215,7 @@ def test_a_killed_generator_comes_back_and_the_audio_never_stops(click_preset, t
         process, log = start_play(server, click_preset, tmp_path, "--audio", "jack")
         try:
             wait_for(log, "every pad ready", process)
-            with JackRecorder(server, channels=0, name="keys") as keys, \
-                    JackRecorder(server, channels=2, seconds=30, midi=False) as recorder:
-                recorder.connect("noisepad:out_L", "noisepad:out_R")
-                keys.connect_midi("noisepad:midi_in")
+            with keys_and_output(server, seconds=30) as (keys, recorder):
                 first = _generator_pid(process.pid)
                 os.kill(first, signal.SIGKILL)
                 start = keys.frame_time + RATE // 10
@@ -245,10 +251,7 @@ def test_a_recording_that_hits_the_file_size_limit_stops_with_a_message_and_stay
         try:
             wait_for(log, "every pad ready", process)
             wait_for(log, "recording to", process)   # it stops once the file reaches the limit
-            with JackRecorder(server, channels=0, name="keys") as keys, \
-                    JackRecorder(server, channels=2, seconds=10, midi=False) as recorder:
-                recorder.connect("noisepad:out_L", "noisepad:out_R")
-                keys.connect_midi("noisepad:midi_in")
+            with keys_and_output(server) as (keys, recorder):
                 sent = keys.schedule_midi([(keys.frame_time + RATE // 10 + i * 4410, [0x99, 36, 100]) for i in range(4)])
                 recorder.wait_until(sent[-1] + RATE // 4)
                 onsets = [recorder.first_onset(after=frame) for frame in sent]
@@ -297,10 +300,7 @@ def test_a_corrupt_cache_is_a_warning_then_play_starts_from_scratch(click_preset
         process, log = start_play(server, click_preset, tmp_path, "--audio", "jack")
         try:
             wait_for(log, "every pad ready", process)
-            with JackRecorder(server, channels=0, name="keys") as keys, \
-                    JackRecorder(server, channels=2, seconds=10, midi=False) as recorder:
-                recorder.connect("noisepad:out_L", "noisepad:out_R")
-                keys.connect_midi("noisepad:midi_in")
+            with keys_and_output(server) as (keys, recorder):
                 sent = keys.schedule_midi([(keys.frame_time + RATE // 10 + i * 4410, [0x99, 36 + 2 * i, 100]) for i in range(2)])
                 recorder.wait_until(sent[-1] + RATE // 4)
                 onsets = [recorder.first_onset(after=frame) for frame in sent]
@@ -323,10 +323,7 @@ def test_a_cc_knob_turns_the_next_hit_down_and_a_cc_button_keeps_the_last_one_sh
         process, log = start_play(server, click_preset, tmp_path, "--audio", "jack", "--keep-dir", str(tmp_path / "keepers"))
         try:
             wait_for(log, "every pad ready", process)
-            with JackRecorder(server, channels=0, name="keys") as keys, \
-                    JackRecorder(server, channels=2, seconds=10, midi=False) as recorder:
-                recorder.connect("noisepad:out_L", "noisepad:out_R")
-                keys.connect_midi("noisepad:midi_in")
+            with keys_and_output(server) as (keys, recorder):
                 start = keys.frame_time + RATE // 10
                 sent = keys.schedule_midi([(start, [0x99, 36, 127]), (start + 4410, [0xB9, 7, 64]),
                                            (start + 8820, [0x99, 36, 127]), (start + 13230, [0xB9, 20, 127])])
@@ -354,10 +351,7 @@ def test_a_take_renders_again_from_its_hit_log(kit_model_file, tmp_path):
         process, log = start_play(server, humanized, tmp_path, "--audio", "jack")
         try:
             wait_for(log, "every pad ready", process)
-            with JackRecorder(server, channels=0, name="keys") as keys, \
-                    JackRecorder(server, channels=2, seconds=10, midi=False) as clock:
-                clock.connect("noisepad:out_L", "noisepad:out_R")
-                keys.connect_midi("noisepad:midi_in")
+            with keys_and_output(server) as (keys, clock):
                 start = keys.frame_time + RATE // 10
                 sent = keys.schedule_midi([(start + i * 2205 + 37 * i, [0x99, 38 if i % 3 == 2 else 36, 60 + 5 * i])
                                            for i in range(12)])
