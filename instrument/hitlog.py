@@ -20,7 +20,7 @@ from engine.errors import InputError
 from engine.pool import Made, Pools
 from engine.recipe import Recipe, recipe_for
 from instrument.mixer import PadMix
-from instrument.preset import Pad
+from instrument.run_setup import RunSetup
 
 FORMAT = "noisepad hits 1"
 NOTE_OFF, NOTE_ON = 0, 1
@@ -84,19 +84,18 @@ class HitLog:
 class HitLogWriter:
     """Writes a HitLog to a JSON Lines file as the take goes on."""
 
-    def __init__(self, path: Path, log: HitLog, pads: list[Pad], mixes: list[PadMix], sample_rate: int,
-                 blocksize: int, mixer_blocksize: int):
+    def __init__(self, path: Path, log: HitLog, setup: RunSetup, blocksize: int, mixer_blocksize: int):
         self.path = path
         self.log = log
-        self.specs = [pad.spec for pad in pads]
-        self.names = [pad.name for pad in pads]
+        self.specs = setup.specs
+        self.names = setup.names
         self.hashes = {Path(spec.model): model_hash(Path(spec.model)) for spec in self.specs}
-        self.rate = sample_rate
+        self.rate = setup.rate
         self.file = open(path, "w")
         header = {
-            "format": FORMAT, "sample_rate": sample_rate, "blocksize": blocksize, "mixer_blocksize": mixer_blocksize,
-            "pads": [{"name": pad.name, "velocity_curve": mix.velocity_curve, "choke": mix.choke,
-                      "release_on_note_off": mix.release_on_note_off} for pad, mix in zip(pads, mixes)],
+            "format": FORMAT, "sample_rate": setup.rate, "blocksize": blocksize, "mixer_blocksize": mixer_blocksize,
+            "pads": [{"name": name, "velocity_curve": mix.velocity_curve, "choke": mix.choke,
+                      "release_on_note_off": mix.release_on_note_off} for name, mix in zip(self.names, setup.mixes)],
         }
         self._line(header)
 

@@ -7,15 +7,15 @@ checked not to have been lent to the generator meanwhile (as `Pools.snapshot` do
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from engine.cache import model_hash
+
 from engine.audiofile import write_wav
+from engine.cache import model_hash
+from engine.pads import PadSpec
 from engine.pool import Made, Pools
 from engine.recipe import Recipe, recipe_for
-from instrument.preset import Pad
 
 
 def last_played(pools: Pools, p: int) -> tuple[np.ndarray, int, Made] | None:
@@ -33,15 +33,15 @@ def last_played(pools: Pools, p: int) -> tuple[np.ndarray, int, Made] | None:
     return audio, seed, made
 
 
-def write_keeper(pools: Pools, p: int, pad: Pad, folder: Path, sample_rate: int) -> Path | None:
-    """Write pad p's last played one-shot into `folder`; None when there is none to keep."""
+def write_keeper(pools: Pools, p: int, name: str, spec: PadSpec, folder: Path) -> Path | None:
+    """Write pad p's last played one-shot into `folder`; None when there is none to keep.
+    `spec`: the pad's, at the run's rate (`RunSetup.specs`)."""
     found = last_played(pools, p)
     if found is None:
         return None
     audio, seed, made = found
-    spec = replace(pad.spec, sample_rate=sample_rate)
     recipe = recipe_for(spec, seed, model_hash(Path(spec.model)), made)
-    return write_oneshot(folder, pad.name, audio, recipe)
+    return write_oneshot(folder, name, audio, recipe)
 
 
 def write_oneshot(folder: Path, name: str, audio: np.ndarray, recipe: Recipe, subtype: str = "FLOAT") -> Path:

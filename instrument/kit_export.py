@@ -26,6 +26,7 @@ from engine.plan import GeneratorConfig, pool_layout
 from instrument.keepers import write_oneshot
 from instrument.kit_formats import KitPad, write_hydrogen, write_sfz
 from instrument.preset import Pad, Preset
+from instrument.run_setup import pad_mixes
 
 
 def export_kit(preset: Preset, count: int, folder: Path, kit_format: str = "sfz", seed: int = 0,
@@ -60,14 +61,14 @@ def _make_one_shots(preset: Preset, count: int, samples: Path, seed: int, device
     from engine.generator_process import PoolFiller   # torch: only once the preset is known good
 
     untuned = [_untuned(pad.spec, count) for pad in preset.pads]
-    groups = sorted({pad.choke for pad in preset.pads if pad.choke is not None})
+    chokes = [mix.choke for mix in pad_mixes(preset)]
     with Pools.create(pool_layout(untuned)) as pools:
         config = GeneratorConfig(tuple(untuned), pools.handle, device=device, seed=seed)
         with progress(count * len(untuned), "one-shots made", show=show_progress) as bar:
             PoolFiller(config, pools, strict=True).fill(on_made=bar.update)
         hashes = {Path(spec.model): model_hash(Path(spec.model)) for spec in untuned}
         return [_write_pad(pools, p, pad, untuned[p], hashes[Path(untuned[p].model)], samples,
-                           groups.index(pad.choke) + 1 if pad.choke is not None else 0)
+                           chokes[p] + 1)
                 for p, pad in enumerate(preset.pads)]
 
 

@@ -17,17 +17,14 @@ from engine.cache import load_pools, save_pools
 from engine.errors import InputError, error_line
 from engine.pool import Pools
 from engine.starter import load_starters
-from engine.plan import GeneratorConfig, pool_layout
 from engine.supervisor import GeneratorSupervisor
+from instrument.audio_callback import AudioCallback, Recorder
 from instrument.controls import ControlMap
 from instrument.dashboard import status_display
 from instrument.hitlog import HitLog, HitLogWriter, hit_log_path
 from instrument.keepers import write_keeper
-from instrument.kit import pad_mixes
-from instrument.audio_callback import AudioCallback, Recorder
-from instrument.mixer import Mixer
 from instrument.preset import Preset, load_preset
-from instrument.scheduler import EventQueue
+from instrument.run_setup import RunSetup, setup_run
 
 RECORD_BUFFER_S = 10.0
 
@@ -56,43 +53,41 @@ def play(options: PlayOptions) -> int:
     preset = load_preset(options.preset)
     player = _open_player(options, preset)
     try:
-        return _play(options, load_preset(preset.path, samplerate=player.rate), player)
+        return _play(options, setup_run(preset, player.rate), player)
     finally:
         player.close()
 
 
-def _play(options: PlayOptions, preset: Preset, player) -> int:
+def _play(options: PlayOptions, setup: RunSetup, player) -> int:
     _check_record_path(options.record)
-    specs = [pad.spec for pad in preset.pads]
+    preset, specs = setup.preset, list(setup.specs)
     stop = _stop_on_signals()
     sys.setswitchinterval(0.0005)  # the audio and MIDI threads wait less for the GIL
     with ExitStack() as stack:
-        pools = stack.enter_context(Pools.create(pool_layout(specs)))
+        pools = stack.enter_context(setup.create_pools())
         cached = sum(load_pools(pools, specs, options.cache))
         starters = sum(load_starters(pools, specs))   # pads the cache left empty sound at once
-        supervisor = GeneratorSupervisor(GeneratorConfig(
-            tuple(specs), pools.handle, device=options.generator_device, precision=options.precision,
+        supervisor = GeneratorSupervisor(setup.generator_config(
+            pools, device=options.generator_device, precision=options.precision,
             cache_dir=options.cache, threads=max(1, (os.cpu_count() or 2) - 1),
         ))
         stack.callback(_save_and_stop, supervisor, pools, specs, options.cache)
         supervisor.start()
         recorder = Recorder(RECORD_BUFFER_S, player.rate) if options.record else None
         hit_log = HitLog(pools) if options.record else None
-        mixes, mixer_blocksize = pad_mixes(preset), max(player.blocksize, 8192)
-        mixer = Mixer(pools, mixes, player.rate, mixer_blocksize, hit_log=hit_log)
-        channel = options.channel if options.channel is not None else preset.midi_channel
-        controls = ControlMap(preset.controls, len(preset.pads), mixer, pools)
-        engine = AudioCallback(mixer, EventQueue(), preset.note_to_pad, player.rate, channel, recorder, controls)
+        mixer_blocksize = max(player.blocksize, 8192)
+        mixer = setup.mixer(pools, mixer_blocksize, hit_log=hit_log)
+        controls = setup.controls(mixer, pools)
+        engine = setup.audio_callback(mixer, controls, options.channel, recorder)
         stack.callback(player.close)   # before the pools go: the callback reads them
         midi = _start_player(player, engine, options, preset)
         if recorder is not None:
-            hits = HitLogWriter(hit_log_path(options.record), hit_log, preset.pads, mixes, player.rate,
-                                player.blocksize, mixer_blocksize)
+            hits = HitLogWriter(hit_log_path(options.record), hit_log, setup, player.blocksize, mixer_blocksize)
             _start_writer(stack, recorder, hits, options.record, player.rate)
         print(f"noisepad: {preset.name} on {player.label} at {player.rate} Hz, block {player.blocksize}; "
               f"MIDI in: {midi}; {cached} one-shots from the cache, {starters} from the starter pool. Ctrl-C stops.", file=sys.stderr, flush=True)
-        keep = lambda: _write_keepers(controls, pools, preset, options.keep_dir, player.rate)   # noqa: E731
-        _status_loop(stop, player, engine, pools, supervisor, options.status_every, keep, [p.name for p in preset.pads])
+        keep = lambda: _write_keepers(controls, pools, setup, options.keep_dir)   # noqa: E731
+        _status_loop(stop, player, engine, pools, supervisor, options.status_every, keep, setup.names)
         print(_summary(engine, pools, supervisor), file=sys.stderr, flush=True)
     if player.server_gone.is_set():
         print("noisepad: the JACK server stopped; the pools are saved", file=sys.stderr, flush=True)
@@ -196,18 +191,18 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def _write_keepers(controls: ControlMap, pools: Pools, preset: Preset, folder: Path, rate: int) -> list[str]:
+def _write_keepers(controls: ControlMap, pools: Pools, setup: RunSetup, folder: Path) -> list[str]:
     """The one-shots the keep button asked for since the last call; a line for each."""
     notices = []
     for p in np.flatnonzero(controls.keep_requests != controls.keeps_done):
         controls.keeps_done[p] = controls.keep_requests[p]
-        pad = preset.pads[p]
+        name = setup.names[p]
         try:
-            path = write_keeper(pools, int(p), pad, folder, rate)
+            path = write_keeper(pools, int(p), name, setup.specs[p], folder)
         except (InputError, OSError) as error:
-            notices.append(f"cannot keep {pad.name}'s one-shot ({error_line(error)})")
+            notices.append(f"cannot keep {name}'s one-shot ({error_line(error)})")
             continue
-        notices.append(f"kept {pad.name}'s last one-shot as {path}" if path else f"{pad.name} has played nothing to keep")
+        notices.append(f"kept {name}'s last one-shot as {path}" if path else f"{name} has played nothing to keep")
     return notices
 
 

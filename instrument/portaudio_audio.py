@@ -8,10 +8,10 @@ import threading
 import sounddevice as sd
 
 from engine.errors import InputError
-from engine.modelconfig import read_config
 from instrument.audio_callback import AudioCallback
 from instrument.midi_in import compiled_apis, input_names, open_input
 from instrument.preset import Preset
+from instrument.run_setup import preset_rate
 
 
 class StreamClock:
@@ -66,7 +66,7 @@ def _output_device(wanted) -> dict:
 
 def _samplerate(device: dict, wanted: int | None, preset: Preset) -> int:
     """The rate asked for, else the model's if the device takes it, else the device's own."""
-    model_rate = read_config(preset.pads[0].spec.model).sample_rate
+    model_rate = preset_rate(preset)
     for rate in ([wanted] if wanted else [model_rate, int(device["default_samplerate"])]):
         try:
             sd.check_output_settings(device=device["index"], samplerate=rate, channels=2, dtype="float32")

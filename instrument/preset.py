@@ -131,8 +131,9 @@ class _Reader:
         return path
 
 
-def load_preset(path: str | Path | None = None, samplerate: int | None = None) -> Preset:
-    """Read and validate a preset; `samplerate` (the audio device's) overrides the preset's."""
+def load_preset(path: str | Path | None = None) -> Preset:
+    """Read and validate a preset. Its pads' specs are at the preset's own rate (None: the
+    model's); a run sets the device's (`instrument.run_setup`)."""
     path = Path(path) if path is not None else DEFAULT_PRESET
     try:
         root = yaml.compose(path.read_text())
@@ -153,8 +154,7 @@ def load_preset(path: str | Path | None = None, samplerate: int | None = None) -
     models = _read_models(reader, top.get("models"))
     midi = reader.mapping(top["midi"], "midi", MIDI_KEYS) if "midi" in top else {}
     audio = reader.mapping(top["audio"], "audio", AUDIO_KEYS) if "audio" in top else {}
-    preset_rate = reader.number(audio["samplerate"], "audio.samplerate", 8000, 384000, integer=True, allow_null=True) if "samplerate" in audio else None
-    rate = samplerate or preset_rate
+    rate = reader.number(audio["samplerate"], "audio.samplerate", 8000, 384000, integer=True, allow_null=True) if "samplerate" in audio else None
     pads = tuple(_read_pad(reader, name, node, models, rate) for name, node in reader.mapping(top["pads"], "pads").items())
     if not pads:
         reader.fail(top["pads"], "pads", "a preset needs at least one pad")

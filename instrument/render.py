@@ -11,25 +11,20 @@ plays it at the sample, velocity and gain the log says, in the take's own block 
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from engine.audiofile import write_wav
 from engine.errors import InputError
-from engine.modelconfig import read_config
 from engine.outfile import check_writable
 from engine.pool import PadLayout, Pools
 from engine.progress import progress
-from engine.plan import GeneratorConfig, pool_layout
-from instrument.kit import pad_mixes
 from instrument.hitlog import Hit, Take, read_take
-from instrument.controls import ControlMap
 from instrument.midifile import MidiEvent, read_events
 from instrument.mixer import Mixer
-from instrument.scheduler import EventQueue, Scheduler
 from instrument.preset import Preset
+from instrument.run_setup import RunSetup, setup_run
 
 TAIL_LIMIT_S = 10.0
 
@@ -44,18 +39,16 @@ def render(midi: Path, output: Path, preset: Preset, seed: int = 0, device: str 
     events = read_events(midi, preset.midi_channel)
     _check_mapped(midi, events, preset)
     check_writable(output)   # now, not after minutes of generating
-    rate = preset.samplerate or read_config(preset.pads[0].spec.model).sample_rate
-    specs = _specs_for(events, preset, rate, max_per_pad)
-    with Pools.create(pool_layout(specs)) as pools:
-        config = GeneratorConfig(tuple(specs), pools.handle, device=device, seed=seed)
-        needed = sum(spec.pool_size for spec in specs)
+    setup = setup_run(preset, pool_sizes=_pool_sizes(events, preset, max_per_pad))
+    with setup.create_pools() as pools:
+        needed = sum(spec.pool_size for spec in setup.specs)
         with progress(needed, "one-shots made", show=show_progress) as bar:
-            PoolFiller(config, pools, strict=True).fill(on_made=bar.update)
+            PoolFiller(setup.generator_config(pools, device=device, seed=seed), pools, strict=True).fill(on_made=bar.update)
         if show_progress:
             print(f"rendering {midi.name} ...", file=sys.stderr, flush=True)
-        audio = _play(events, preset, pools, rate, seed)
-    write_wav(output, audio.T, rate)
-    return audio.shape[0] / rate
+        audio = _play(events, setup, pools, seed)
+    write_wav(output, audio.T, setup.rate)
+    return audio.shape[0] / setup.rate
 
 
 def _check_mapped(midi: Path, events: list[MidiEvent], preset: Preset) -> None:
@@ -67,23 +60,22 @@ def _check_mapped(midi: Path, events: list[MidiEvent], preset: Preset) -> None:
         raise InputError(midi, f"notes {notes} are mapped to no pad of {preset.path.name}")
 
 
-def _specs_for(events: list[MidiEvent], preset: Preset, rate: int, max_per_pad: int | None = None):
+def _pool_sizes(events: list[MidiEvent], preset: Preset, max_per_pad: int | None = None) -> list[int]:
+    """As many one-shots per pad as the file hits it, within its pool size and the cap."""
     hits = [0] * len(preset.pads)
     for event in events:
         if event.is_note_on and preset.note_to_pad[event.data1] >= 0:
             hits[preset.note_to_pad[event.data1]] += 1
     cap = max_per_pad or 256
-    return [replace(pad.spec, pool_size=max(1, min(count, pad.spec.pool_size, cap)), sample_rate=rate)
-            for pad, count in zip(preset.pads, hits)]
+    return [max(1, min(count, pad.spec.pool_size, cap)) for pad, count in zip(preset.pads, hits)]
 
 
-def _play(events: list[MidiEvent], preset: Preset, pools: Pools, rate: int, seed: int) -> np.ndarray:
+def _play(events: list[MidiEvent], setup: RunSetup, pools: Pools, seed: int) -> np.ndarray:
     """Through the live path's scheduler and controls: notes, and knobs turned by CCs (those
     of the next hit; the one-shots were all made before)."""
-    block = preset.blocksize
-    mixer = Mixer(pools, pad_mixes(preset), rate, block, seed=seed)
-    controls = ControlMap(preset.controls, len(preset.pads), mixer, pools)
-    scheduler = Scheduler(EventQueue(), mixer, preset.note_to_pad, rate, delay=0.0, controls=controls)
+    block, rate = setup.preset.blocksize, setup.rate
+    mixer = setup.mixer(pools, block, seed=seed)
+    scheduler = setup.scheduler(mixer, setup.controls(mixer, pools))
     positions = [int(round(e.time * rate)) for e in events]
     end = positions[-1] + int(TAIL_LIMIT_S * rate)
     chunks, index, start = [], 0, 0

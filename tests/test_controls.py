@@ -13,14 +13,10 @@ from engine.errors import InputError
 from engine.generator_process import PoolFiller
 from engine.cache import model_hash
 from engine.recipe import Remaker, recipe_for
-from engine.plan import GeneratorConfig
-from instrument.controls import ControlMap
-from instrument.kit import pad_mixes
-from instrument.mixer import Mixer
 from instrument.play import _write_keepers
 from noisepad_cli import main
 from instrument.preset import load_preset
-from instrument.scheduler import EventQueue, Scheduler
+from instrument.run_setup import setup_run
 from tests.pool_fixtures import pools_for, refill  # noqa: F401 (a fixture)
 
 RATE, BLOCK = 44100, 128
@@ -42,19 +38,19 @@ def preset(tmp_path, kit_model_file):
     path.write_text(f"models:\n  kit: {{path: {kit_model_file}}}\npads:\n"
                     "  kick: {notes: [36], model: kit, class: kick, steps: 2, pool: 3}\n"
                     "  snare: {notes: [38], model: kit, class: snare, steps: 2, pool: 3}\n" + CONTROLS)
-    return load_preset(path, samplerate=RATE)
+    return load_preset(path)
 
 
 @pytest.fixture
 def rig(preset, pools_for):
     """Pools filled by the real generator code, and the callback's scheduler with the controls."""
-    specs = [pad.spec for pad in preset.pads]
-    pools = pools_for(specs)
-    producer = PoolFiller(GeneratorConfig(tuple(specs), pools.handle, seed=1, threads=1), pools)
+    setup = setup_run(preset, RATE)
+    pools = pools_for(list(setup.specs))
+    producer = PoolFiller(setup.generator_config(pools, seed=1, threads=1), pools)
     producer.fill()
-    mixer = Mixer(pools, pad_mixes(preset), RATE, BLOCK)
-    controls = ControlMap(preset.controls, len(preset.pads), mixer, pools)
-    scheduler = Scheduler(EventQueue(), mixer, preset.note_to_pad, RATE, 0.0, controls=controls)
+    mixer = setup.mixer(pools, BLOCK)
+    controls = setup.controls(mixer, pools)
+    scheduler = setup.scheduler(mixer, controls)
     return pools, producer, mixer, controls, scheduler
 
 
@@ -163,7 +159,8 @@ def test_keep_writes_the_last_one_shot_that_its_json_remakes(rig, preset, tmp_pa
     hit_peak(mixer, scheduler)                      # kick plays a one-shot
     scheduler.apply(NOTE_ON | 9, 60, 100, 0)        # keep, on a note that plays no pad
     assert mixer.counters.hits == 1
-    notices = _write_keepers(controls, pools, preset, tmp_path / "keepers", RATE)
+    setup = setup_run(preset, RATE)
+    notices = _write_keepers(controls, pools, setup, tmp_path / "keepers")
     assert len(notices) == 1 and "kept kick's last one-shot as" in notices[0]
     wav = next((tmp_path / "keepers").glob("kick_*.wav"))
     made_with = json.loads(wav.with_suffix(".json").read_text())
@@ -174,7 +171,7 @@ def test_keep_writes_the_last_one_shot_that_its_json_remakes(rig, preset, tmp_pa
     remade, _ = soundfile.read(str(again), dtype="float32", always_2d=True)
     assert made_with["batch"] == 2 and np.array_equal(audio, remade[: len(audio)])   # to the bit
     assert json.loads(again.with_suffix(".json").read_text()) == made_with
-    assert _write_keepers(controls, pools, preset, tmp_path / "keepers", RATE) == []   # one press, one file
+    assert _write_keepers(controls, pools, setup, tmp_path / "keepers") == []   # one press, one file
 
 
 @pytest.mark.parametrize("entry, problem", [

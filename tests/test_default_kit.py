@@ -97,12 +97,12 @@ def test_without_an_audio_output_the_demo_says_where_the_file_is(tmp_path, capsy
 
 @pytest.mark.parametrize("rate", [44100, 48000])
 def test_every_pad_of_the_default_kit_sounds_from_the_starter_before_anything_is_generated(rate):
-    from engine.pool import Pools
     from engine.starter import load_starters
-    from engine.plan import pool_layout
+    from instrument.run_setup import setup_run
 
-    specs = [pad.spec for pad in load_preset(DEFAULT_PRESET, samplerate=rate).pads]
-    with Pools.create(pool_layout(specs)) as pools:
+    setup = setup_run(load_preset(DEFAULT_PRESET), rate)
+    specs = list(setup.specs)
+    with setup.create_pools() as pools:
         loaded = load_starters(pools, specs)
         assert all(count >= 2 for count in loaded), loaded
         for p in range(len(specs)):

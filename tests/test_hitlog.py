@@ -10,15 +10,11 @@ import pytest
 import soundfile
 
 from engine.generator_process import PoolFiller
-from engine.plan import GeneratorConfig
 from noisepad_cli import main
-from instrument.controls import ControlMap
 from instrument.hitlog import HitLog, HitLogWriter
-from instrument.kit import pad_mixes
-from instrument.mixer import Mixer
 from instrument.preset import load_preset
+from instrument.run_setup import setup_run
 from instrument.render import render_take
-from instrument.scheduler import EventQueue, Scheduler
 from tests.pool_fixtures import pools_for, refill  # noqa: F401 (a fixture)
 
 RATE, BLOCK = 44100, 128
@@ -34,23 +30,21 @@ def preset(tmp_path, kit_model_file):
         "  hat: {notes: [42], model: kit, class: hihat_closed, steps: 2, pool: 2, pan: -0.5, release_on_note_off: true}\n"
         "controls:\n  - {cc: 7, knob: gain_db, pad: kick}\n  - {cc: 71, knob: guidance, range: [1, 4]}\n"
         "  - {cc: 72, knob: decay, pad: hat, range: [0.005, 0.02]}\n")
-    return load_preset(path, samplerate=RATE)
+    return load_preset(path)
 
 
 def play_a_take(preset, pools_for, log_path):
     """Eight bars of kick and hat with a gain knob, a guidance knob and refills between, block by
     block as the callback plays them; returns the take's audio (frames, 2) and, by seed, the
     one-shots the pools held for the hat's hits."""
-    specs = [pad.spec for pad in preset.pads]
-    pools = pools_for(specs)
-    producer = PoolFiller(GeneratorConfig(tuple(specs), pools.handle, seed=3, threads=1), pools)
+    setup = setup_run(preset, RATE)
+    pools = pools_for(list(setup.specs))
+    producer = PoolFiller(setup.generator_config(pools, seed=3, threads=1), pools)
     producer.fill()
-    mixes = pad_mixes(preset)
     hit_log = HitLog(pools)
-    mixer = Mixer(pools, mixes, RATE, BLOCK, seed=5, hit_log=hit_log)
-    writer = HitLogWriter(log_path, hit_log, preset.pads, mixes, RATE, BLOCK, BLOCK)
-    scheduler = Scheduler(EventQueue(), mixer, preset.note_to_pad, RATE, 0.0,
-                          controls=ControlMap(preset.controls, len(preset.pads), mixer, pools))
+    mixer = setup.mixer(pools, BLOCK, seed=5, hit_log=hit_log)
+    writer = HitLogWriter(log_path, hit_log, setup, BLOCK, BLOCK)
+    scheduler = setup.scheduler(mixer, setup.controls(mixer, pools))
     blocks, heard = [], {}
     for bar in range(8):
         for step in range(4):

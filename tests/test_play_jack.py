@@ -20,6 +20,7 @@ import soundfile
 from engine.cache import cache_files
 from engine.recipe import Remaker, read_recipe
 from instrument.preset import load_preset
+from instrument.run_setup import setup_run
 
 from tests.jack_server import JackMidiSender, JackRecorder, jack_server, skip_unless_jackd
 from tests.tiny_models import write_kit_preset
@@ -151,7 +152,7 @@ def test_jack_server_stopping_ends_play_with_one_line_and_saved_pools(click_pres
     assert process.returncode == 1, output
     assert "Traceback" not in output, output
     assert "the JACK server stopped; the pools are saved" in output
-    specs = [pad.spec for pad in load_preset(click_preset, samplerate=RATE).pads]
+    specs = setup_run(load_preset(click_preset), RATE).specs
     assert all(path.is_file() for path in cache_files(specs, tmp_path / "cache")), output
 
 
@@ -291,7 +292,7 @@ def test_a_controller_unplugged_and_plugged_back_in_plays_again(click_preset, tm
 
 
 def test_a_corrupt_cache_is_a_warning_then_play_starts_from_scratch(click_preset, tmp_path):
-    specs = [pad.spec for pad in load_preset(click_preset, samplerate=RATE).pads]
+    specs = setup_run(load_preset(click_preset), RATE).specs
     garbage, folder = cache_files(specs, tmp_path / "cache")
     garbage.parent.mkdir(parents=True, exist_ok=True)
     garbage.write_bytes(b"not a cache at all")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import multiprocessing
 import random
 import threading
-import time
 
 import numpy as np
 import pytest

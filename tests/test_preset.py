@@ -6,6 +6,7 @@ import pytest
 
 from engine.errors import InputError
 from instrument.preset import load_preset
+from instrument.run_setup import setup_run
 
 GOOD = """\
 name: Test kit
@@ -55,7 +56,7 @@ def test_a_good_preset_loads_with_paths_relative_to_it(preset_dir):
     assert thing.spec.source == (preset_dir / "hit.wav").resolve() and thing.spec.settings.strength == 0.3
     assert preset.midi_channel == 10 and preset.blocksize == 256
     assert kick.spec.sample_rate == 48000
-    assert load_preset(write(preset_dir, GOOD), samplerate=44100).pads[0].spec.sample_rate == 44100
+    assert setup_run(load_preset(write(preset_dir, GOOD)), 44100).specs[0].sample_rate == 44100
 
 
 @pytest.mark.parametrize("change, line, message", [
