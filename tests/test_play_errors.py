@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.jack_server import jack_server, skip_unless_jackd
+from jacktest import jack_server, jackd_installed
 from tests.tiny_models import write_kit_preset
 
 
@@ -38,7 +38,7 @@ def test_broken_preset(tmp_path):
     assert line.startswith(f"noisepad play: {path}:2: pads.kick.model")
 
 
-@pytest.mark.skipif(not skip_unless_jackd(), reason="needs jackd (Debian jackd2)")
+@pytest.mark.skipif(not jackd_installed(), reason="needs jackd (Debian jackd2)")
 def test_missing_midi_port(preset, tmp_path):
     with jack_server() as server:
         result = noisepad("play", "--preset", preset, "--device", "JACK", "--midi-api", "jack",

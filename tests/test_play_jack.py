@@ -22,10 +22,10 @@ from engine.recipe import Remaker, read_recipe
 from instrument.preset import load_preset
 from instrument.run_setup import setup_run
 
-from tests.jack_server import JackMidiSender, JackRecorder, jack_server, skip_unless_jackd
+from jacktest import JackMidiSender, JackRecorder, jack_server, jackd_installed
 from tests.tiny_models import write_kit_preset
 
-pytestmark = pytest.mark.skipif(not skip_unless_jackd(), reason="needs jackd (Debian jackd2)")
+pytestmark = pytest.mark.skipif(not jackd_installed(), reason="needs jackd (Debian jackd2)")
 
 RATE, PERIOD = 44100, 128
 NOTES = 24

@@ -1,4 +1,4 @@
-"""A private JACK server (dummy driver) for tests that play audio and MIDI for real.
+"""A private JACK server (dummy driver), started and stopped safely beside others.
 
     with jack_server() as server:            # jackd -d dummy, a name no live server has
         subprocess.Popen(cmd, env=server.env)  # children find it via JACK_DEFAULT_SERVER
@@ -30,13 +30,12 @@ Defaults chosen from what failed otherwise:
 
 Keep python-rtmidi out of a process that uses PortAudio or JACK-Client (see JackMidiSender).
 
-JackRecorder and JackMidiSender need JACK-Client (`pip install JACK-Client`, `import jack`);
-jack_server itself needs only jackd and jack_lsp (Debian package jackd2).
+This module needs only jackd and jack_lsp (Debian package jackd2); the clients beside it
+(jacktest.recorder, jacktest.midi_sender) need JACK-Client.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import fcntl
 import functools
@@ -48,12 +47,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 # Default server names. JACK registers each running server in /dev/shm/jack-shm-registry,
 # which has 8 slots per machine; a server that dies uncleanly (killed, or stopped while a
@@ -69,8 +65,8 @@ JACK_TMPDIR = Path("/dev/shm")
 _ENV_KEYS = ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")
 
 
-def skip_unless_jackd() -> bool:
-    """True when jackd and jack_lsp are installed (tests: skipif(not skip_unless_jackd()))."""
+def jackd_installed() -> bool:
+    """True when jackd and jack_lsp are installed (tests: skipif(not jackd_installed()))."""
     return shutil.which("jackd") is not None and shutil.which("jack_lsp") is not None
 
 
@@ -353,268 +349,8 @@ def _terminate(process: subprocess.Popen, timeout: float = 10.0) -> None:
     # by name could hit a new server that already took the name from the pool.
 
 
-# --------------------------------------------------------------------------------------
-# Clients for end-to-end tests (need JACK-Client)
-
-
-def _jack_client(server: Server, name: str):
+def jack_client(server: Server, name: str):
+    """A JACK-Client client of this server (never one that starts a server)."""
     import jack
 
     return jack.Client(name, servername=server.name, no_start_server=True)
-
-
-class JackRecorder:
-    """A JACK client that records audio ports into a numpy buffer indexed by frame time, and
-    can send MIDI at exact frame times.
-
-        with JackRecorder(server, channels=2) as rec:
-            rec.connect("PortAudio:out_0", "PortAudio:out_1")
-            rec.connect_midi("noisepad:noisepad")
-            frame = rec.send_midi([0x90, 36, 100])   # enters the graph at this frame time
-            rec.wait_until(frame + 4410)              # recorded up to that frame time
-            onset = rec.first_onset(after=frame)      # first sample over a threshold
-
-    Row i of the buffer holds frame time start_frame + i, so MIDI frames and onsets are
-    directly comparable. `gaps` counts cycles this client missed (async server, late
-    callback); those frames stay zero.
-    """
-
-    def __init__(self, server: Server, channels: int = 2, name: str = "recorder",
-                 seconds: float = 10.0, midi: bool = True):
-        sys.setswitchinterval(min(sys.getswitchinterval(), 0.0005))   # the callbacks wait less for the GIL
-        self.server = server
-        self.client = _jack_client(server, name)
-        self.inports = [self.client.inports.register(f"in_{i + 1}") for i in range(channels)]
-        self.midi_out = self.client.midi_outports.register("midi_out") if midi else None
-        self.buffer = np.zeros((int(seconds * server.rate), channels), np.float32)
-        self.start_frame: int | None = None  # frame time of buffer[0]
-        self.end = 0  # rows recorded so far
-        self.gaps = 0
-        self.overflowed = False
-        self.closed = False
-        self._next_frame: int | None = None
-        self._midi_queue: collections.deque = collections.deque()  # [at, bytes, sent frame]
-        self.client.set_process_callback(self._process)
-        self.client.activate()
-
-    def _process(self, frames: int) -> None:
-        frame = self.client.last_frame_time
-        if self.start_frame is None:
-            self.start_frame = frame
-        elif frame != self._next_frame:
-            self.gaps += 1
-        self._next_frame = (frame + frames) & 0xFFFFFFFF
-        offset = (frame - self.start_frame) & 0xFFFFFFFF
-        if offset + frames > len(self.buffer):
-            self.overflowed = True
-        else:
-            for channel, port in enumerate(self.inports):
-                self.buffer[offset:offset + frames, channel] = port.get_array()
-            self.end = offset + frames
-        if self.midi_out is not None:
-            self.midi_out.clear_buffer()
-            while self._midi_queue:
-                item = self._midi_queue[0]
-                at = frame if item[0] is None else item[0]
-                if at - frame >= frames:
-                    break
-                position = max(at - frame, 0)  # a late event goes out at once
-                self.midi_out.write_midi_event(position, item[1])
-                item[2] = frame + position
-                self._midi_queue.popleft()
-
-    @property
-    def port_names(self) -> list[str]:
-        return [port.name for port in self.inports]
-
-    def connect(self, *sources: str) -> None:
-        """Connect source ports, in order, to in_1, in_2, ..."""
-        for source, port in zip(sources, self.inports):
-            self.client.connect(source, port)
-        self.server.settle()
-
-    def connect_midi(self, destination: str) -> None:
-        """Connect midi_out to a JACK MIDI input port such as "noisepad:noisepad"."""
-        self.client.connect(self.midi_out, destination)
-        self.server.settle()
-
-    def send_midi(self, message, at: int | None = None, timeout: float = 5.0) -> int:
-        """Send MIDI bytes at frame time `at` (default: the next cycle); wait until the
-        event is written and return the frame time at which it entered the graph."""
-        return self.schedule_midi([(at, message)], timeout)[0]
-
-    def schedule_midi(self, events, timeout: float = 5.0) -> list[int]:
-        """Send [(frame time or None, MIDI bytes), ...], in time order and later than any
-        event still queued; wait until all are written; return their frame times. An event
-        whose time has passed goes out at the start of the next cycle."""
-        items = [[at, bytes(message), None] for at, message in events]
-        self._midi_queue.extend(items)  # one call: the process callback sees all or none
-        deadline = time.monotonic() + timeout
-        while items[-1][2] is None:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"MIDI events not sent: {events}")
-            # seldom: every wake-up takes the GIL this process's JACK callbacks need
-            time.sleep(0.001 if len(items) == 1 else 0.05)
-        return [item[2] for item in items]
-
-    @property
-    def frame_time(self) -> int:
-        """The server's current frame time (an estimate between cycles)."""
-        return self.client.frame_time
-
-    @property
-    def recorded_until(self) -> int | None:
-        """Frame time just after the last recorded frame."""
-        return None if self.start_frame is None else self.start_frame + self.end
-
-    def wait_until(self, frame: int, timeout: float = 5.0) -> None:
-        """Wait until every frame before `frame` (a frame time) has been recorded."""
-        deadline = time.monotonic() + timeout
-        while self.start_frame is None or self.start_frame + self.end < frame:
-            if time.monotonic() > deadline or self.overflowed:
-                raise TimeoutError(f"recorded up to {self.recorded_until}, waited for {frame}")
-            time.sleep(0.005)
-
-    def audio(self, start: int | None = None, stop: int | None = None) -> np.ndarray:
-        """A copy of the recording between two frame times (default: all of it)."""
-        base = self.start_frame or 0
-        lo = 0 if start is None else max(0, start - base)
-        hi = self.end if stop is None else min(self.end, stop - base)
-        return self.buffer[lo:max(lo, hi)].copy()
-
-    def first_onset(self, after: int | None = None, threshold: float = 1e-3) -> int | None:
-        """Frame time of the first sample at or after `after` whose |value| exceeds threshold."""
-        base = self.start_frame or 0
-        lo = 0 if after is None else max(0, after - base)
-        loud = np.flatnonzero(np.abs(self.buffer[lo:self.end]).max(axis=1) > threshold)
-        return None if len(loud) == 0 else base + lo + int(loud[0])
-
-    def close(self) -> None:
-        """Leave the server (its ports go away); a second call does nothing."""
-        if not self.closed:
-            self.closed = True
-            self.client.deactivate()
-            self.client.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-# The rtmidi side of JackMidiSender, in a process of its own (see JackMidiSender).
-_RTMIDI_SENDER = """
-import sys, rtmidi
-out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=sys.argv[1])
-out.open_virtual_port("out")
-print("ready", flush=True)
-for line in sys.stdin:
-    out.send_message(bytes.fromhex(line))
-out.close_port()
-out.delete()  # python-rtmidi closes its JACK client here, not on `del`
-"""
-
-
-class JackMidiSender:
-    """Sends MIDI through python-rtmidi's JACK API and reports the exact frame time at which
-    each message entered the JACK graph.
-
-        with JackMidiSender(server) as midi:       # JACK port "sender:out"
-            midi.connect("noisepad:noisepad")
-            frame = midi.note_on(36, 100)
-
-    The rtmidi MidiOut runs in a child process; this process only keeps a JACK-Client tap on
-    "sender:out" that timestamps each event (cycle frame time + offset). RtMidi writes a
-    queued message at offset 0 of the next cycle its client processes, so a note lands on a
-    block boundary, up to a block after the call.
-
-    Why a child process: python-rtmidi's manylinux wheel bundles its own libjack (1.9.22,
-    in site-packages/python_rtmidi.libs) while PortAudio and JACK-Client use Debian's 1.9.21:
-    in one process they have segfaulted (JackClient::HandleLatencyCallback) and deadlocked
-    (jack_client_close waiting on a mutex held by a dead thread). And python-rtmidi holds the
-    GIL while it opens or closes its JACK client, so next to a running Python JACK callback
-    (PortAudio, JACK-Client) that stalls ~1 s (async server) or fails after the client
-    timeout (--sync server).
-    """
-
-    def __init__(self, server: Server, name: str = "sender", timeout: float = 10.0):
-        self.server = server
-        self.name = name
-        self.port_name = f"{name}:out"
-        self.sent: list[tuple[int, list[int]]] = []  # (frame time, message), as tapped
-        self._lock = threading.Lock()
-        self._child = subprocess.Popen(
-            [sys.executable, "-c", _RTMIDI_SENDER, name], env=server.env, text=True,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            if self._child.stdout.readline().strip() != "ready":
-                self._child.kill()
-                raise RuntimeError(f"rtmidi sender did not start: {self._child.stderr.read()}")
-            server.wait_for_port(self.port_name, timeout)
-            self._tap = _jack_client(server, f"{name}_tap")
-            self._tap_port = self._tap.midi_inports.register("in")
-            self._tapped: collections.deque = collections.deque()
-            self._tap.set_process_callback(self._process)
-            self._tap.activate()
-            self._tap.connect(self.port_name, self._tap_port)
-            server.settle()
-        except BaseException:
-            self._child.kill()
-            self._child.wait()
-            raise
-
-    def _process(self, frames: int) -> None:
-        cycle = self._tap.last_frame_time
-        for offset, data in self._tap_port.incoming_midi_events():
-            self._tapped.append((cycle + offset, bytes(data)))
-
-    def connect(self, port: str, timeout: float = 5.0) -> None:
-        """Connect "sender:out" to a JACK MIDI input port such as "noisepad:noisepad"."""
-        self.server.wait_for_port(port, timeout)
-        self._tap.connect(self.port_name, port)
-        self.server.settle()
-
-    @property
-    def frame_time(self) -> int:
-        """The server's current frame time (an estimate between cycles)."""
-        return self._tap.frame_time
-
-    def send(self, message, timeout: float = 5.0) -> int:
-        """Send MIDI bytes; wait until the message is in the graph; return its frame time."""
-        message = bytes(message)
-        with self._lock:
-            self._child.stdin.write(message.hex() + "\n")
-            self._child.stdin.flush()
-            deadline = time.monotonic() + timeout
-            while not self._tapped:
-                if time.monotonic() > deadline or self._child.poll() is not None:
-                    raise TimeoutError(f"MIDI {message.hex()} not seen on {self.port_name}")
-                time.sleep(0.0005)
-            frame, data = self._tapped.popleft()
-            assert data == message, (data, message)
-            self.sent.append((frame, list(message)))
-        return frame
-
-    def note_on(self, note: int, velocity: int = 100, channel: int = 0) -> int:
-        return self.send([0x90 | channel, note, velocity])
-
-    def note_off(self, note: int, velocity: int = 0, channel: int = 0) -> int:
-        return self.send([0x80 | channel, note, velocity])
-
-    def close(self) -> None:
-        if self._child.poll() is None:
-            self._child.stdin.close()
-            try:
-                self._child.wait(10)
-            except subprocess.TimeoutExpired:
-                self._child.kill()
-                self._child.wait()
-        self._tap.deactivate()
-        self._tap.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.jack_server import JackMidiSender, JackRecorder, jack_server, skip_unless_jackd
+from jacktest import JackMidiSender, JackRecorder, jack_server, jackd_installed
 
-pytestmark = pytest.mark.skipif(not skip_unless_jackd(), reason="jackd (Debian jackd2) is not installed")
+pytestmark = pytest.mark.skipif(not jackd_installed(), reason="jackd (Debian jackd2) is not installed")
 
 ROOT = Path(__file__).resolve().parents[1]
 JACK_HOST_API = "JACK Audio Connection Kit"
@@ -146,7 +146,7 @@ def test_portaudio_in_a_fresh_process_plays_through_jack():
 IN_PROCESS_PROBE = """
     import json, time
     import sounddevice as sd  # initialised before the server exists
-    from tests.jack_server import jack_server
+    from jacktest import jack_server
 
     with jack_server() as server, server.in_process():
         during = [api["name"] for api in sd.query_hostapis()]
