@@ -34,7 +34,7 @@ GROOVE_NOTES = {42: 25, 38: 16, 36: 11, 49: 2, 50: 2, 45: 2, 41: 2, 46: 1, 44: 1
 
 def fresh_share(server, preset: Path, folder: Path, rate: float, seconds: float) -> dict:
     """Play `seconds` of notes at `rate` hits/s into a first launch; play's closing counts."""
-    from jacktest import JackRecorder
+    from tests.jacktest import JackRecorder
 
     folder.mkdir()
     sender = JackRecorder(server, channels=0, name="keys")
@@ -76,7 +76,7 @@ def _notes(start: int, rate: float, seconds: float) -> list[tuple[int, list[int]
 
 
 def table(preset: Path, rates: list[float], seconds: float) -> str:
-    from jacktest import jack_server
+    from tests.jacktest import jack_server
 
     rows = [f"| {Path(preset).name}, {seconds:g} s per rate | hits | fresh hits | fresh share | hits per fresh one-shot "
             "| one-shots made in the launch | generator one-shots/s |", "|---|---|---|---|---|---|---|"]

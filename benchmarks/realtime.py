@@ -99,7 +99,7 @@ def hit_log_table(runs: int = 5) -> str:
 def soak(seconds: float, notes_per_second: float, audio: str = "jack") -> str:
     """`noisepad play` on a JACK dummy server as a JACK client of its own (`audio` "jack": notes
     sent at exact frames by a JACK-Client sender) or through PortAudio and python-rtmidi."""
-    from jacktest import JackMidiSender, JackRecorder, jack_server
+    from tests.jacktest import JackMidiSender, JackRecorder, jack_server
 
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
@@ -230,7 +230,7 @@ def startup(runs: int = 3) -> str:
     every pad holds a one-shot: with the shipped starter pool, and with the same model alone."""
     import shutil
 
-    from jacktest import jack_server
+    from tests.jacktest import jack_server
 
     model = Path(__file__).resolve().parent.parent / "presets" / "models" / "default.safetensors"
     rows = ["| default kit, empty cache | launch to every pad sounding (median) | runs |", "|---|---|---|"]

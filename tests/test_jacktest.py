@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from jacktest import JackMidiSender, JackRecorder, jack_server, jackd_installed
+from tests.jacktest import JackMidiSender, JackRecorder, jack_server, jackd_installed
 
 pytestmark = pytest.mark.skipif(not jackd_installed(), reason="jackd (Debian jackd2) is not installed")
 
@@ -146,7 +146,7 @@ def test_portaudio_in_a_fresh_process_plays_through_jack():
 IN_PROCESS_PROBE = """
     import json, time
     import sounddevice as sd  # initialised before the server exists
-    from jacktest import jack_server
+    from tests.jacktest import jack_server
 
     with jack_server() as server, server.in_process():
         during = [api["name"] for api in sd.query_hostapis()]

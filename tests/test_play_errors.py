@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from jacktest import jack_server, jackd_installed
+from tests.jacktest import jack_server, jackd_installed
 from tests.tiny_models import write_kit_preset
 
 

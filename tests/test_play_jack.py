@@ -22,7 +22,7 @@ from engine.recipe import Remaker, read_recipe
 from instrument.preset import load_preset
 from instrument.run_setup import setup_run
 
-from jacktest import JackMidiSender, JackRecorder, jack_server, jackd_installed
+from tests.jacktest import JackMidiSender, JackRecorder, jack_server, jackd_installed
 from tests.tiny_models import write_kit_preset
 
 pytestmark = pytest.mark.skipif(not jackd_installed(), reason="needs jackd (Debian jackd2)")

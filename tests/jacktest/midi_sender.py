@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 
-from jacktest.server import Server, jack_client
+from tests.jacktest.server import Server, jack_client
 
 # The rtmidi side of JackMidiSender, in a process of its own (see JackMidiSender).
 _RTMIDI_SENDER = """

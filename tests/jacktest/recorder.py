@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from jacktest.server import Server, jack_client
+from tests.jacktest.server import Server, jack_client
 
 
 class JackRecorder:
