@@ -13,6 +13,7 @@ reported, and connected again when a port of that name comes back.
 
 from __future__ import annotations
 
+import errno
 import re
 import threading
 import time
@@ -107,9 +108,12 @@ class JackPlayer:
             try:
                 self.client.connect(name, self.midi_in)
             except Exception as error:   # jack.JackError: it went again meanwhile
-                notices.append(f"MIDI input {name} could not be connected ({error})")
-                present.discard(name)
-                continue
+                if getattr(error, "code", None) != errno.EEXIST:
+                    notices.append(f"MIDI input {name} could not be connected ({error})")
+                    present.discard(name)
+                    continue
+                if name in self.listening:
+                    continue   # connected already; the server had not listed it yet
             notices.append(f"MIDI input {name} connected")
         self.listening = present
         return notices
