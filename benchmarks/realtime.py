@@ -1,6 +1,8 @@
 """Real-time figures: callback cost by voices and block size; a long JACK run's xruns and latency.
 
     python -m benchmarks.realtime cost                  # callback cost, 1-64 voices, blocks 64/128/256
+    python -m benchmarks.realtime cost --against OLD.py # the same, side by side with another mixer.py
+                                                        # (e.g. `git show REV:instrument/mixer.py > OLD.py`)
     python -m benchmarks.realtime hitlog                # the same with a hit every block, hit log off/on
     python -m benchmarks.realtime soak --seconds 600    # JACK dummy server, 20 notes/s, generator busy
                                                         # (--audio portaudio: through PortAudio and rtmidi)
@@ -40,7 +42,7 @@ SHOT_FRAMES = 32768
 
 
 def callback_cost(voices: int, blocksize: int, blocks: int = 400, hit_every_block: bool = False,
-                  logged: bool = False) -> tuple[float, float]:
+                  logged: bool = False, mixer_class=Mixer) -> tuple[float, float]:
     """Median and p99 of the callback's duration (ms) with `voices` voices sounding; with
     `hit_every_block`, a note-on in every block, applied inside the timed callback (as a JACK
     client applies its MIDI), written to a hit log when `logged`."""
@@ -52,7 +54,7 @@ def callback_cost(voices: int, blocksize: int, blocks: int = 400, hit_every_bloc
                 shot = (rng.standard_normal((2, SHOT_FRAMES)) * 0.05).astype(np.float32)
                 shot[:, -1] = 0
                 pools.preload(p, shot, s, fresh=True)
-        mixer = Mixer(pools, [PadMix(0.5, 0.0)] * pads, RATE, blocksize, hit_log=HitLog(pools) if logged else None)
+        mixer = mixer_class(pools, [PadMix(0.5, 0.0)] * pads, RATE, blocksize, hit_log=HitLog(pools) if logged else None)
         engine = AudioCallback(mixer, EventQueue(), [i % pads for i in range(128)], RATE)
         out = np.zeros((blocksize, 2), np.float32)
         durations = []
@@ -80,6 +82,28 @@ def cost_table() -> str:
             p50, p99 = callback_cost(voices, blocksize)
             cells.append(f"{p50:.3f} / {p99:.3f}")
         rows.append(f"| {voices} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def cost_against_table(path: Path, runs: int = 5) -> str:
+    """Callback cost of this mixer and of the mixer.py at `path`, alternating runs (medians)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("other_mixer", path)
+    other = importlib.util.module_from_spec(spec)
+    sys.modules["other_mixer"] = other
+    spec.loader.exec_module(other)
+    rows = [f"| voices, block | {path.name}: p50 / p99 ms | this mixer: p50 / p99 ms | p50 / p99 ratio |",
+            "|---|---|---|---|"]
+    for blocksize in (64, 128, 256):
+        for voices in (1, 8, 16, 32, 64):
+            theirs, ours = [], []
+            for _ in range(runs):
+                theirs.append(callback_cost(voices, blocksize, mixer_class=other.Mixer))
+                ours.append(callback_cost(voices, blocksize))
+            (t50, t99), (o50, o99) = np.median(theirs, axis=0), np.median(ours, axis=0)
+            rows.append(f"| {voices}, {blocksize} | {t50:.3f} / {t99:.3f} | {o50:.3f} / {o99:.3f} | "
+                        f"{o50 / t50:.2f} / {o99 / t99:.2f} |")
     return "\n".join(rows)
 
 
@@ -272,11 +296,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--notes-per-second", type=float, default=20)
     parser.add_argument("--audio", choices=["jack", "portaudio"], default="jack", help="soak: play's audio system")
+    parser.add_argument("--against", type=Path, help="cost: another mixer.py to compare with, side by side")
     args = parser.parse_args()
     print(f"Machine: {platform.machine()} {platform.processor()}, Python {platform.python_version()}, "
           f"numpy {np.__version__}\n")
     if args.what == "cost":
-        print(cost_table())
+        print(cost_against_table(args.against) if args.against else cost_table())
     elif args.what == "hitlog":
         print(hit_log_table())
     elif args.what == "startup":

@@ -39,6 +39,7 @@ import numpy as np
 MAGIC = 0x6E6F697365706164  # "noisepad"
 NOT_LISTED = -2             # lru_next of a slot that is not in the played list
 ALIGN = 64
+GUARD_FRAMES = 1024   # zeros before and after all the audio: a reader may window past a one-shot's ends
 
 # writer of each field: C = consumer (audio thread), P = producer (generator process)
 PAD_FIELDS = (
@@ -129,6 +130,8 @@ class Pools:
     per slot (pads, largest pool), and `audio[p]` of shape (pool_size, channels, frames)."""
 
     audio: list[np.ndarray]
+    audio_flat: np.ndarray          # every pad's audio, one after another between guards of zeros
+    audio_offsets: np.ndarray       # (pads,): where pad p's audio starts in audio_flat
     head: np.ndarray; tail: np.ndarray; wants: np.ndarray; grants: np.ndarray        # noqa: E702
     hits: np.ndarray; fresh_hits: np.ndarray; misses: np.ndarray                       # noqa: E702
     generated: np.ndarray; last_batch: np.ndarray                                      # noqa: E702
@@ -192,7 +195,7 @@ class Pools:
 
     def close(self) -> None:
         """Drop this process's mapping; the creator also removes the shared memory."""
-        for name in ("audio", "_header", *PAD_FIELDS, *SLOT_FIELDS, *PAD_KNOBS, *SLOT_KNOBS, "totals", "rate"):
+        for name in ("audio", "audio_flat", "_header", *PAD_FIELDS, *SLOT_FIELDS, *PAD_KNOBS, *SLOT_KNOBS, "totals", "rate"):
             self.__dict__.pop(name, None)
         try:
             self._memory.close()
@@ -456,12 +459,18 @@ def _carve(buffer, layout: tuple[PadLayout, ...]) -> tuple[dict, int]:
     for name, dtype, shape in arrays:
         views[name] = None if buffer is None else np.ndarray(shape, dtype, buffer=buffer, offset=offset)
         offset = _aligned(offset + int(np.prod(shape)) * np.dtype(dtype).itemsize)
-    audio = []
+    first = offset
+    offset += GUARD_FRAMES * 4
+    audio, starts = [], []
     for pad in layout:
         shape = (pad.pool_size, pad.channels, pad.frames)
         audio.append(None if buffer is None else np.ndarray(shape, np.float32, buffer=buffer, offset=offset))
+        starts.append((offset - first) // 4)
         offset = _aligned(offset + int(np.prod(shape)) * 4)
+    offset = _aligned(offset + GUARD_FRAMES * 4)
     views["audio"] = audio
+    views["audio_flat"] = None if buffer is None else np.ndarray(((offset - first) // 4,), np.float32, buffer=buffer, offset=first)
+    views["audio_offsets"] = np.array(starts, np.int64)
     return views, offset
 
 

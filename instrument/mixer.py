@@ -2,24 +2,27 @@
 
 A hit takes a one-shot from its pad's pool and starts a voice at a sample offset inside the next
 block. Voices stop without clicks: choke groups, note-off release and voice stealing all fade
-over a few milliseconds. Everything is preallocated; a block costs a few small numpy operations
-per active voice and allocates no large arrays.
+over a few milliseconds. Everything is preallocated; a block costs a few numpy operations over
+all its voices at once (not one round per voice) and allocates no large arrays.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from engine.fades import fade_out
-from engine.pool import Pools
+from engine.pool import GUARD_FRAMES, Pools
 from instrument.velocity import velocity_table
 
 FADE_MS = 5.0            # choke, release and steal fade
 SPARE_VOICES = 16        # room for stolen voices to finish their fade
 LIMIT_CEILING = 0.98     # the safety limiter keeps peaks below this
 LIMIT_RELEASE_S = 0.15   # how fast the limiter lets go
+CHUNK = 256              # frames mixed in one pass over all voices; a longer block takes several
+assert CHUNK <= GUARD_FRAMES   # a voice's window may reach a chunk before or after its one-shot
 
 
 @dataclass(frozen=True)
@@ -64,18 +67,16 @@ class Mixer:
         self._decay_frames = np.zeros(len(pads), np.int64)   # the decay knob's: 0 for none
         self._release = [p.release_on_note_off for p in pads]
         fade = max(2, int(round(FADE_MS * sample_rate / 1000)))
-        self._ramp = np.zeros(fade + max_blocksize, np.float32)   # past the fade: silence, so no bounds checks
+        self._ramp = np.zeros(fade + CHUNK, np.float32)   # past the fade: silence, so no bounds checks
         self._ramp[:fade] = fade_out(fade)
         self._fade = fade
         self._limit_gain = 1.0
-        self._limit_release = float(np.exp(-max_blocksize / (LIMIT_RELEASE_S * sample_rate)))
-        self._scratch = np.zeros((channels, max_blocksize), np.float32)
-        self._envelope = np.ones(max_blocksize, np.float32)
+        self._envelope = np.ones(max(max_blocksize, CHUNK), np.float32)
         self._count = np.arange(1, max_blocksize + 1, dtype=np.float32)
-        self._decay_curve = np.zeros(max_blocksize, np.float32)
-        self._allocate_voices(max_voices + SPARE_VOICES)
+        self._allocate_voices(max_voices + SPARE_VOICES, channels)
+        self._allocate_chunk_buffers(max_voices + SPARE_VOICES, channels)
 
-    def _allocate_voices(self, n: int) -> None:
+    def _allocate_voices(self, n: int, channels: int) -> None:
         self.active = np.zeros(n, bool)
         self.pad = np.zeros(n, np.int64)
         self.slot = np.zeros(n, np.int64)
@@ -84,9 +85,26 @@ class Mixer:
         self.fade_at = np.full(n, -1, np.int64) # offset in the coming block where its fade starts
         self.fade_pos = np.full(n, -1, np.int64)  # -1: not fading; else frames of fade done
         self.gain = np.zeros((n, 2), np.float32)
+        self._gain_columns = self.gain[:, :, None]   # (voices, 2, 1): a voice's gains against (channels, frames)
         self.decay = np.zeros(n, np.int64)      # frames to silence (the decay knob), 0: none
+        self.length = np.zeros(n, np.int64)     # frames it plays: its one-shot's, or its decay's if shorter
+        self.base = np.zeros((n, channels), np.int64)   # where each output channel's samples start, in audio_flat
         self.started = np.zeros(n, np.int64)    # start order, for stealing the oldest
         self._order = 0
+
+    def _allocate_chunk_buffers(self, n: int, channels: int) -> None:
+        """What mixing a chunk works in, flat: a chunk's arrays are views of their first elements."""
+        self._pad_frames = np.array([audio.shape[2] for audio in self.pools.audio], np.int64)
+        self._pad_channels = np.array([audio.shape[1] for audio in self.pools.audio], np.int64)
+        self._channel_numbers = np.arange(channels, dtype=np.int64)
+        self._frame_numbers = np.arange(CHUNK, dtype=np.int64)
+        self._frame_counts = np.arange(CHUNK, dtype=np.float32)
+        self._weights = np.zeros(n * CHUNK, np.float32)
+        self._curve = np.zeros(n * CHUNK, np.float32)
+        self._rows = np.zeros(n * channels, np.int64)
+        self._index = np.zeros(n * channels * CHUNK, np.int64)
+        self._samples = np.zeros(n * channels * CHUNK, np.float32)
+        self._mixed = np.zeros(channels * CHUNK, np.float32)
 
     # ---- events, at sample offsets inside the coming block ---------------------------------
 
@@ -113,6 +131,9 @@ class Mixer:
         self._pad_hits[pad] += 1
         self.gain[v] = self._pad_gains[pad] * self._velocity[pad, velocity]
         self.decay[v] = self._decay_frames[pad]
+        frames = self.pools.frames[pad, slot]
+        self.length[v] = min(frames, self.decay[v]) if self.decay[v] > 0 else frames
+        self._set_base(v, pad, slot)
         if self.hit_log is not None:
             self.hit_log.note_on(self.frame + offset, pad, slot, note, sent, velocity, self._pad_gains[pad],
                                  self.decay[v])
@@ -178,42 +199,76 @@ class Mixer:
         out.fill(0.0)
         if pad_outs is not None:
             pad_outs.fill(0.0)
-        for v in np.flatnonzero(self.active):
-            self._mix_voice(int(v), out, frames, pad_outs)
+        for first in range(0, frames, CHUNK):
+            voices = np.flatnonzero(self.active)
+            if len(voices):
+                last = min(frames, first + CHUNK)
+                self._mix_chunk(voices, out[first:last], None if pad_outs is None else pad_outs[:, first:last])
         self.pools.service()
         self._limit(out)
         self.frame += frames
         if pad_outs is not None:
-            np.nan_to_num(pad_outs, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-            np.clip(pad_outs, -1.0, 1.0, out=pad_outs)
+            _finite_peak(pad_outs)
+            _clip_to_unit(pad_outs)
 
-    def _mix_voice(self, v: int, out: np.ndarray, frames: int, pad_outs: np.ndarray | None) -> None:
-        p, s, start = self.pad[v], self.slot[v], self.delay[v]
-        audio = self.pools.audio[p]
-        length = int(self.pools.frames[p, s])
-        if self.decay[v]:
-            length = min(length, int(self.decay[v]))
-        n = min(frames - start, length - self.position[v])
-        if n > 0:
-            source = audio[s, :, self.position[v]:self.position[v] + n]
-            envelope = self._fade_envelope(v, start, n)
-            if self.decay[v]:
-                envelope = self._decay_envelope(v, n, envelope)
-            scratch = self._scratch[:, :n]
-            for channel in range(out.shape[1]):
-                np.multiply(source[min(channel, source.shape[0] - 1)], self.gain[v, channel], out=scratch[0])
-                if envelope is not None:
-                    scratch[0] *= envelope
-                out[start:start + n, channel] += scratch[0]
-                if pad_outs is not None:
-                    pad_outs[p, start:start + n, channel] += scratch[0]
-            self.position[v] += n
-        self.delay[v] = 0
-        if self.position[v] >= length or self.fade_pos[v] >= self._fade:
-            self._end_voice(v)
+    def _mix_chunk(self, voices: np.ndarray, out: np.ndarray, pad_outs: np.ndarray | None) -> None:
+        """Every voice at once: a weight per voice and frame (its window in this chunk, its fade
+        and decay), the samples under it gathered from the pools, summed in voice order.
+        Offsets inside the block (delay, fade_at) are kept relative to the chunk."""
+        m = out.shape[0]
+        starts, positions, lengths, decays = self.delay[voices], self.position[voices], self.length[voices], self.decay[voices]
+        counts = np.maximum(np.minimum(m - starts, lengths - positions), 0)
+        weights = self._window_weights(starts, counts, m)
+        if decays.any():
+            self._apply_decay(weights, np.flatnonzero(decays), positions - starts, decays, m)
+        for i in np.flatnonzero((self.fade_at[voices] >= 0) | (self.fade_pos[voices] >= 0)):
+            start, n = int(starts[i]), int(counts[i])
+            envelope = self._fade_envelope(int(voices[i]), start, n, m)
+            if envelope is not None:
+                weights[i, start:start + n] *= envelope
+        samples = self._gather(voices, positions - starts, m)
+        samples *= self._gain_columns[voices]
+        samples *= weights[:, None, :]
+        mixed = _view(self._mixed, out.shape[1], m)
+        np.sum(samples, axis=0, out=mixed)
+        out += mixed.T
+        if pad_outs is not None:
+            pads = self.pad[voices]
+            for p in set(pads.tolist()):
+                pad_outs[p] += samples[pads == p].sum(axis=0).T
+        self.position[voices] = positions + counts
+        self.delay[voices] = np.where(starts < m, 0, starts - m)
+        for v in voices[(positions + counts >= lengths) | (self.fade_pos[voices] >= self._fade)]:
+            self._end_voice(int(v))
 
-    def _fade_envelope(self, v: int, start: int, n: int) -> np.ndarray | None:
-        """The voice's gain over its n frames this block, or None when it is not fading."""
+    def _window_weights(self, starts: np.ndarray, counts: np.ndarray, m: int) -> np.ndarray:
+        """(voices, m): 1 where a voice sounds in this chunk, 0 elsewhere. Most voices sound
+        through the whole chunk; only those that start or end in it are cut."""
+        weights = _view(self._weights, len(starts), m)
+        weights.fill(1.0)
+        for i in np.flatnonzero((starts > 0) | (counts < m)).tolist():
+            start, end = int(starts[i]), int(starts[i] + counts[i])
+            weights[i, :start] = 0.0
+            weights[i, end:] = 0.0
+        return weights
+
+    def _apply_decay(self, weights: np.ndarray, rows: np.ndarray, firsts: np.ndarray, decays: np.ndarray, m: int) -> None:
+        """engine.fades' fade_out over each decaying voice's `decay` frames; `firsts`: the
+        one-shot's frame at the chunk's first frame (computed here, chunk by chunk, as the
+        decay changes from hit to hit)."""
+        curve = _view(self._curve, len(rows), m)
+        np.add(self._frame_counts[:m], firsts[rows, None].astype(np.float32), out=curve)
+        np.multiply(curve, (0.5 * np.pi / decays[rows])[:, None], out=curve)
+        np.cos(curve, out=curve)
+        np.multiply(curve, curve, out=curve)
+        weights[rows] *= curve
+
+    def _fade_envelope(self, v: int, start: int, n: int, m: int) -> np.ndarray | None:
+        """The voice's fade over its n frames from `start` in this chunk of m frames, or None
+        when it is not fading here."""
+        if self.fade_at[v] >= m:
+            self.fade_at[v] -= m      # the fade starts in a later chunk
+            return None
         if self.fade_at[v] >= 0:
             hold = self.fade_at[v] - start
             self.fade_at[v], self.fade_pos[v] = -1, 0
@@ -229,17 +284,28 @@ class Mixer:
         self.fade_pos[v] = done + n - hold
         return envelope
 
-    def _decay_envelope(self, v: int, n: int, fade: np.ndarray | None) -> np.ndarray:
-        """engine.fades' fade_out over the voice's decay, at its next n frames (times the fade,
-        if it is fading): computed here, block by block, as the decay changes from hit to hit."""
-        curve = self._decay_curve[:n]
-        np.add(self._count[:n], self.position[v] - 1, out=curve)
-        curve *= 0.5 * np.pi / self.decay[v]
-        np.cos(curve, out=curve)
-        np.multiply(curve, curve, out=curve)
-        if fade is not None:
-            curve *= fade
-        return curve
+    def _set_base(self, v: int, pad: int, slot: int) -> None:
+        """Where voice v's samples start in the pools' audio_flat, per output channel (a mono
+        one-shot feeds every channel)."""
+        channels, frames = self._pad_channels[pad], self._pad_frames[pad]
+        first = self.pools.audio_offsets[pad] + slot * channels * frames
+        np.minimum(self._channel_numbers, channels - 1, out=self.base[v])
+        self.base[v] *= frames
+        self.base[v] += first
+
+    def _gather(self, voices: np.ndarray, firsts: np.ndarray, m: int) -> np.ndarray:
+        """(voices, channels, m): each voice's one-shot from frame `firsts` on, m frames per
+        channel, read across its ends into the pools' guard zeros or other audio (the weights
+        silence what lies outside a voice's window)."""
+        count, channels = len(voices), self.base.shape[1]
+        rows = _view(self._rows, count, channels)
+        np.add(self.base[voices], firsts[:, None], out=rows)
+        index = _view(self._index, count, channels, m)
+        np.add(rows[:, :, None], self._frame_numbers[:m], out=index)
+        samples = _view(self._samples, count, channels, m)
+        # "clip" keeps the reads of voices silent in this chunk inside audio_flat; "raise" would copy through a buffer
+        np.take(self.pools.audio_flat, index, out=samples, mode="clip")
+        return samples
 
     def _end_voice(self, v: int) -> None:
         self.pools.release(int(self.pad[v]), int(self.slot[v]))
@@ -250,26 +316,46 @@ class Mixer:
         """Safety stage: every sample finite and within [-1, 1]. A block-rate peak limiter
         (instant attack, smooth release, gain ramped across the block) keeps loud hits from
         clipping; the final clip is only a guarantee."""
-        np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-        peak = float(np.max(np.abs(out))) if out.size else 0.0
+        peak = _finite_peak(out)
+        frames = out.shape[0]
         target = min(1.0, LIMIT_CEILING / peak) if peak > 0 else 1.0
-        released = 1.0 - (1.0 - self._limit_gain) * self._limit_release
+        released = 1.0 - (1.0 - self._limit_gain) * math.exp(-frames / (LIMIT_RELEASE_S * self.sample_rate))
         gain = min(target, released)
         if gain < self._limit_gain:
             out *= gain  # attack: at once, the whole block
         elif self._limit_gain < 1.0:
-            frames = out.shape[0]
             ramp = self._envelope[:frames]
             np.multiply(self._count[:frames], (gain - self._limit_gain) / frames, out=ramp)
             ramp += self._limit_gain
             out *= ramp[:, None]
         self.counters.limited_blocks += gain < 1.0
         self._limit_gain = gain
-        np.clip(out, -1.0, 1.0, out=out)
+        _clip_to_unit(out)
 
     @property
     def voices(self) -> int:
         return int(np.count_nonzero(self.active))
+
+
+def _finite_peak(block: np.ndarray) -> float:
+    """The largest magnitude in `block`, once any NaN or infinity in it has been zeroed."""
+    if not block.size:
+        return 0.0
+    peak = max(float(block.max()), -float(block.min()))   # NaN if any sample is NaN
+    if math.isfinite(peak):
+        return peak
+    np.nan_to_num(block, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return max(float(block.max()), -float(block.min()))
+
+
+def _clip_to_unit(block: np.ndarray) -> None:
+    np.minimum(block, 1.0, out=block)
+    np.maximum(block, -1.0, out=block)
+
+
+def _view(flat: np.ndarray, *shape: int) -> np.ndarray:
+    """The first elements of a preallocated flat buffer, as a contiguous array of `shape`."""
+    return flat[:math.prod(shape)].reshape(shape)
 
 
 def _balance(pan: float, side: int) -> float:

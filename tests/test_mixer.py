@@ -176,3 +176,68 @@ def test_the_decay_knob_fades_the_next_hits_to_silence_and_leaves_playing_ones(p
     decayed = 0.25 * np.cos(0.5 * np.pi * np.arange(300) / 300) ** 2   # flat at first, then to zero
     assert np.allclose(out[:300], 0.25 + decayed, atol=1e-6)
     assert np.allclose(out[300:512], 0.25) and mixer.voices == 1   # it ended there, with no step
+
+
+def render_in_blocks(pools, pads, events, frames, blocksize, decay_frames=0):
+    """The mix of `events` (absolute frame, kind, pad, velocity) rendered block by block."""
+    mixer = Mixer(pools, pads, RATE, max_blocksize=1024)   # blocks may come shorter than the longest
+    if decay_frames:
+        mixer.set_decay_frames(1, decay_frames)
+    out = np.zeros((frames, 2), np.float32)
+    for first in range(0, frames, blocksize):
+        for frame, kind, pad, velocity in events:
+            if first <= frame < first + blocksize:
+                (mixer.note_on(pad, velocity, frame - first) if kind == "on" else mixer.note_off(pad, frame - first))
+        mixer.render(out[first:first + blocksize])
+    return out, mixer
+
+
+def three_pad_kit():
+    """Pools of noise one-shots, one pad mono and shorter; the same each time it is made."""
+    rng = np.random.default_rng(3)
+    layout = ((2, FRAMES), (1, 3000), (2, FRAMES))
+    pools = Pools.create([PadLayout(4, channels, frames) for channels, frames in layout])
+    for pad, (channels, frames) in enumerate(layout):
+        shots = (rng.standard_normal((4, channels, frames)) * 0.05).astype(np.float32)
+        shots[:, :, -1] = 0.0
+        fill(pools, pad, shots)
+    return pools
+
+
+def test_a_mix_is_the_same_whatever_the_block_size():
+    """Blocks shorter and longer than the mixer's chunk: hits, chokes, note-off fades and the
+    decay knob land on the same samples."""
+    pads = [PadMix(0.5, -0.3, choke=0), PadMix(0.7, 0.4), PadMix(0.6, 0.0, choke=0, release_on_note_off=True)]
+    events = [(5, "on", 0, 100), (70, "on", 1, 90), (300, "on", 2, 127), (900, "on", 0, 60),
+              (1100, "off", 2, 0), (1500, "on", 2, 80), (2222, "on", 1, 127), (2600, "off", 2, 0)]
+    renders = []
+    for size in (64, 128, 512, 1024):
+        with three_pad_kit() as pools:
+            renders.append(render_in_blocks(pools, pads, events, 8192, size, decay_frames=1800)[0])
+    assert np.abs(renders[0]).max() > 0.05
+    for out in renders[1:]:
+        np.testing.assert_allclose(out, renders[0], atol=1e-6)
+
+
+def test_a_mono_one_shot_sounds_in_both_channels():
+    with Pools.create([PadLayout(2, 1, FRAMES)]) as pools:
+        fill(pools, 0, [dc_shot(0.5)[:1]])
+        out, _ = render_in_blocks(pools, [PadMix(1.0, 0.0)], [(10, "on", 0, 127)], 1024, BLOCK)
+    np.testing.assert_allclose(out[10:1000], 0.5, atol=1e-6)
+    assert not out[:10].any()
+
+
+def test_the_limiter_lets_go_at_the_same_pace_whatever_the_block_size():
+    """After a hit loud enough to be limited, a quiet one plays back up at a rate set in
+    seconds, not in blocks."""
+    events = [(0, "on", 0, 127), (2048, "on", 1, 127)]
+    mixes = []
+    for size in (64, 256):
+        with Pools.create([PadLayout(1, 2, 2000), PadLayout(1, 2, 4 * RATE // 10)]) as pools:
+            fill(pools, 0, [dc_shot(0.9, 2000)])
+            fill(pools, 1, [dc_shot(0.2, 4 * RATE // 10)])
+            mixes.append(render_in_blocks(pools, [PadMix(4.0, 0.0)] * 2, events, 16384, size))
+    levels = [out[16384 - 64:, 0].mean() for out, _ in mixes]
+    assert all(mixer.counters.limited_blocks > 0 for _, mixer in mixes)
+    assert 0.2 < levels[0] < 0.8
+    assert levels[1] == pytest.approx(levels[0], rel=0.05)
