@@ -5,6 +5,7 @@
                                                         # (e.g. `git show REV:instrument/mixer.py > OLD.py`)
     python -m benchmarks.realtime hitlog                # the same with a hit every block, hit log off/on
     python -m benchmarks.realtime soak --seconds 600    # JACK dummy server, 20 notes/s, generator busy
+                                                        # (--realtime: jackd -R, where the machine allows it)
                                                         # (--audio portaudio: through PortAudio and rtmidi)
     python -m benchmarks.realtime startup               # default kit, empty cache: seconds until every pad sounds
 
@@ -20,6 +21,7 @@ Prints Markdown for benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import re
 import subprocess
@@ -120,15 +122,16 @@ def hit_log_table(runs: int = 5) -> str:
     return "\n".join(rows)
 
 
-def soak(seconds: float, notes_per_second: float, audio: str = "jack") -> str:
+def soak(seconds: float, notes_per_second: float, audio: str = "jack", realtime: bool = False) -> str:
     """`noisepad play` on a JACK dummy server as a JACK client of its own (`audio` "jack": notes
-    sent at exact frames by a JACK-Client sender) or through PortAudio and python-rtmidi."""
+    sent at exact frames by a JACK-Client sender) or through PortAudio and python-rtmidi.
+    `realtime`: jackd -R, so its clients' process threads run SCHED_FIFO (needs the right to)."""
     from tests.jacktest import JackMidiSender, JackRecorder, jack_server
 
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         preset = _soak_preset(folder)
-        with jack_server(rate=RATE, period=128) as server:
+        with jack_server(rate=RATE, period=128, realtime=realtime) as server:
             sender = JackRecorder(server, channels=0, name="keys") if audio == "jack" else JackMidiSender(server)
             play = _start_play(server, preset, folder, audio)
             try:
@@ -139,15 +142,16 @@ def soak(seconds: float, notes_per_second: float, audio: str = "jack") -> str:
                 with JackRecorder(server, channels=2, seconds=seconds + 10, midi=False) as recorder:
                     recorder.connect(*outs)
                     sender.connect_midi(midi_in) if audio == "jack" else sender.connect(midi_in)
-                    xruns_before = server.xruns()
+                    xruns_before, cpu_before = server.xruns(), _cpu_seconds(play.pid)
                     frames = _send_notes(sender, seconds, notes_per_second, exact=audio == "jack")
                     recorder.wait_until(frames[-1] + RATE // 4, timeout=30)
+                    cpu = {name: used - cpu_before.get(name, 0.0) for name, used in _cpu_seconds(play.pid).items()}
                     latencies = _latencies(recorder, frames)
                     server_xruns = server.xruns() - xruns_before
             finally:
                 sender.close()   # before noisepad goes: closing a sender whose peer is gone stalls
                 summary = _stop_play(play, folder / "play.log")
-    return _soak_report(seconds, notes_per_second, latencies, server_xruns, summary, audio)
+    return _soak_report(seconds, notes_per_second, latencies, server_xruns, summary, audio, realtime, cpu)
 
 
 def _soak_preset(folder: Path) -> Path:
@@ -229,19 +233,42 @@ def _latencies(recorder, frames: list[int]) -> np.ndarray:
     return np.array(found)
 
 
-def _soak_report(seconds, rate, latencies, server_xruns, summary, audio) -> str:
+def _cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU time (user + system, s) of `play`, of its generator process and of its other
+    children (multiprocessing's resource tracker), read from Linux's /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue   # it ended meanwhile
+        own, parent = int(stat.parent.name), int(fields[1])
+        if own == pid or parent == pid:
+            name = "play" if own == pid else ("generator" if "spawn_main" in cmdline else "its other children")
+            used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
+def _soak_report(seconds, rate, latencies, server_xruns, summary, audio, realtime, cpu) -> str:
     line = next((l for l in summary.splitlines() if "stopped" in l), summary[-400:])
     fields = dict(re.findall(r"(xruns|hits|late|empty|generated|callbacks) (\d+)", line))
-    p50 = re.search(r"callback p50 ([\d.]+) ms p99 ([\d.]+) ms", line)
+    p50 = re.search(r"callback p50 ([\d.]+) ms p99 ([\d.]+) ms longest ([\d.]+) ms, over its block (\d+)", line)
     ms = latencies / RATE * 1000
     return "\n".join([
-        f"| soak ({audio}), {seconds:.0f} s at {rate:g} notes/s, block 128 | value |", "|---|---|",
+        f"| soak ({audio}, jackd {'realtime' if realtime else 'not realtime'}), {seconds:.0f} s at {rate:g} notes/s, "
+        "block 128 | value |", "|---|---|",
         f"| xruns seen by the callback | {fields.get('xruns')} |",
         f"| xruns logged by jackd | {server_xruns} |",
         f"| callbacks | {fields.get('callbacks')} |",
-        f"| callback p50 / p99 | {p50.group(1)} / {p50.group(2)} ms |" if p50 else "| callback | ? |",
+        *((f"| callback p50 / p99 / longest | {p50.group(1)} / {p50.group(2)} / {p50.group(3)} ms |",
+           f"| callbacks longer than their block (the callback's own xruns) | {p50.group(4)} |") if p50
+          else ("| callback | ? |",)),
         f"| hits / empty pool / late | {fields.get('hits')} / {fields.get('empty')} / {fields.get('late')} |",
         f"| one-shots generated during the run | {fields.get('generated')} |",
+        *(f"| CPU time of {name} during the run | {used:.0f} s ({used / seconds:.0%} of a core) |"
+          for name, used in sorted(cpu.items())),
         f"| notes measured (onset over silence) | {len(ms)} |",
         f"| note-to-onset latency median | {np.median(ms):.2f} ms |",
         f"| jitter: sd / p95 abs. deviation / max abs. deviation | {ms.std():.3f} / "
@@ -296,6 +323,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--notes-per-second", type=float, default=20)
     parser.add_argument("--audio", choices=["jack", "portaudio"], default="jack", help="soak: play's audio system")
+    parser.add_argument("--realtime", action="store_true", help="soak: jackd in realtime mode (-R)")
     parser.add_argument("--against", type=Path, help="cost: another mixer.py to compare with, side by side")
     args = parser.parse_args()
     print(f"Machine: {platform.machine()} {platform.processor()}, Python {platform.python_version()}, "
@@ -307,7 +335,7 @@ def main() -> None:
     elif args.what == "startup":
         print(startup())
     else:
-        print(soak(args.seconds, args.notes_per_second, args.audio))
+        print(soak(args.seconds, args.notes_per_second, args.audio, args.realtime))
 
 
 if __name__ == "__main__":

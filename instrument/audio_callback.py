@@ -26,6 +26,8 @@ class CallbackStats:
     callbacks: int
     p50_ms: float
     p99_ms: float
+    longest_ms: float
+    overruns: int        # callbacks that took longer than their block lasts (the callback's own xruns)
     budget_ms: float
     voices: int
     hits: int
@@ -78,6 +80,8 @@ class AudioCallback:
         self.durations = np.zeros(TIMING_WINDOW, np.float64)
         self.callbacks = 0
         self.xruns = 0
+        self.overruns = 0
+        self.longest = 0.0
         self.budget = 0.0
 
     def callback(self, outdata: np.ndarray, frames: int, time_info, status) -> None:
@@ -95,7 +99,10 @@ class AudioCallback:
         self.mixer.render(out, pad_outs)
         if self.recorder is not None:
             self.recorder.put(out)
-        self.durations[self.callbacks % TIMING_WINDOW] = time.perf_counter() - started
+        took = time.perf_counter() - started
+        self.durations[self.callbacks % TIMING_WINDOW] = took
+        self.longest = max(self.longest, took)
+        self.overruns += took * self.sample_rate > out.shape[0]
         self.callbacks += 1
 
     def _fix_delay(self, output_latency: float, frames: int) -> None:
@@ -111,6 +118,7 @@ class AudioCallback:
         return CallbackStats(
             xruns=self.xruns, callbacks=self.callbacks,
             p50_ms=float(np.percentile(recent, 50) * 1000), p99_ms=float(np.percentile(recent, 99) * 1000),
+            longest_ms=self.longest * 1000, overruns=self.overruns,
             budget_ms=self.budget * 1000, voices=self.mixer.voices, hits=counters.hits,
             late=self.scheduler.late, unmapped=self.scheduler.unmapped, empty=counters.empty,
             delay_ms=max(0.0, self.scheduler.delay) * 1000,

@@ -228,5 +228,6 @@ def _summary(engine: AudioCallback, pools: Pools, supervisor) -> str:
     fresh_hits = sum(pad.fresh_hits for pad in pool.pads)
     return (f"noisepad: stopped. hits {stats.hits}, fresh {fresh_hits} ({pool.fresh_hit_ratio:.0%}), empty {stats.empty}, "
             f"unmapped {stats.unmapped}, late {stats.late}, xruns {stats.xruns}, callbacks {stats.callbacks}, "
-            f"callback p50 {stats.p50_ms:.3f} ms p99 {stats.p99_ms:.3f} ms, note delay {stats.delay_ms:.2f} ms, "
+            f"callback p50 {stats.p50_ms:.3f} ms p99 {stats.p99_ms:.3f} ms longest {stats.longest_ms:.3f} ms, "
+            f"over its block {stats.overruns}, note delay {stats.delay_ms:.2f} ms, "
             f"generated {pool.generated}, generator restarts {supervisor.restarts}")

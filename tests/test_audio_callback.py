@@ -3,6 +3,7 @@ clock, real pools, scheduler and mixer."""
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -65,6 +66,19 @@ def test_xruns_and_callbacks_are_counted(pools_of):
     run(callback, 2, first=3, status="output underflow")
     stats = callback.stats()
     assert (stats.callbacks, stats.xruns) == (5, 2) and stats.budget_ms == BLOCK / RATE * 1000
+
+
+def test_callbacks_that_take_longer_than_their_block_are_counted_with_the_longest(pools_of):
+    """The callback's own overruns, apart from the xruns the audio system reports: a render
+    timed from a start one second back took longer than its 5.3 ms block; one timed from a
+    start still to come took no time."""
+    callback = click_callback(pools_of)
+    block = np.zeros((BLOCK, 2), np.float32)
+    for started_ago in (-10.0, 1.0, -10.0, 1.0, -10.0):
+        callback.render(block, time.perf_counter() - started_ago)
+    stats = callback.stats()
+    assert (stats.callbacks, stats.overruns, stats.xruns) == (5, 2, 0)
+    assert stats.longest_ms >= 1000.0
 
 
 def test_the_recorder_keeps_every_block_in_order_across_its_ring(pools_of):
