@@ -82,6 +82,16 @@ class DrumDiffusion(nn.Module):
             self.class_embedding.weight.data.copy_(weight.float())
 
 
+def copy_model(model: DrumDiffusion) -> DrumDiffusion:
+    """A model of its own with the same weights, device and dtype. Not copy.deepcopy: a_unet's
+    blocks forward through closures over their submodules, so a deep copy would still run (and
+    train) the original's layers."""
+    parameter = next(model.parameters())
+    clone = DrumDiffusion(model.config).to(device=parameter.device, dtype=parameter.dtype)
+    clone.load_state_dict(model.state_dict())
+    return clone.train(model.training)
+
+
 def _describe_mismatch(missing: list[str], unexpected: list[str], wrong: list[str]) -> str:
     parts = []
     for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):

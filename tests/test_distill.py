@@ -10,7 +10,7 @@ import torch
 
 from engine.modelconfig import read_config
 from engine.modelfile import DrumDiffusion, load_model, save_model
-from engine.sampling import alpha_sigma, sample_ddim
+from engine.sampling import alpha_sigma, linear_ts, sample_ddim
 from noisepad_cli import main
 from instrument.preset import load_preset
 from tests.tiny_models import tiny_model, write_kit_preset
@@ -80,6 +80,26 @@ def test_distill_writes_a_student_that_presets_sample_as_its_file_says(teacher, 
     preset = load_preset(write_kit_preset(tmp_path / "kit.yaml", student, {"kick": "notes: [36], class: kick, steps: 3"}))
     assert preset.pads[0].spec.settings.steps == 3         # a preset still says what it wants
     assert "samples in 1 DDIM steps" in capsys.readouterr().out
+
+
+def test_a_student_lands_in_one_step_nearer_the_teachers_two_than_the_teachers_own_one(teacher, tmp_path):
+    student_file = tmp_path / "student.safetensors"
+    assert main(["distill", str(teacher), "-o", str(student_file), "--steps", "1", "--iterations", "100",
+                 "--lr", "1e-3", "--samples-per-class", "4", "--device", "cpu"]) == 0
+    teacher_model, student = load_model(teacher), load_model(student_file)
+    noise = torch.randn(8, 2, 1024, generator=torch.Generator().manual_seed(99))
+    labels = torch.tensor([0, 1] * 4)
+
+    def sampled(model, steps):
+        conditioning = model.conditioning(labels, 1.0)
+        velocity = lambda x, t: model.velocity(x, torch.full((len(x),), t), **conditioning)
+        with torch.no_grad():
+            return sample_ddim(velocity, noise, linear_ts(steps))
+
+    target = sampled(teacher_model, 2)
+    teachers_own = (sampled(teacher_model, 1) - target).square().mean().sqrt()
+    students = (sampled(student, 1) - target).square().mean().sqrt()
+    assert students < 0.5 * teachers_own
 
 
 def test_a_stopped_distillation_resumes_and_refuses_other_settings(teacher, tmp_path, capsys):

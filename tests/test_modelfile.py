@@ -7,7 +7,7 @@ from safetensors.torch import save_file
 
 from engine.errors import InputError
 from engine.modelconfig import read_config
-from engine.modelfile import load_model, save_model
+from engine.modelfile import copy_model, load_model, save_model
 from tests.tiny_models import tiny_config, tiny_model
 
 
@@ -109,3 +109,23 @@ def test_saving_over_a_folder_is_refused(tmp_path):
 def test_a_saved_model_is_readable_by_others_like_any_output(tmp_path):
     path = save_model(tiny_model(), tmp_path / "m.safetensors")
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_copied_model_runs_and_trains_its_own_layers():
+    """copy.deepcopy of a DrumDiffusion would keep running the original's layers (a_unet's
+    closures); copy_model's copy is a model of its own."""
+    original = tiny_model(("kick",)).float()
+    copy = copy_model(original)
+    x, t = torch.randn(1, 2, 1024), torch.full((1,), 0.5)
+    conditioning = copy.conditioning(torch.zeros(1, dtype=torch.long))
+    before = original.velocity(x, t, **conditioning).detach()
+    torch.testing.assert_close(copy.velocity(x, t, **conditioning), before)
+    copy.velocity(x, t, **conditioning).square().mean().backward()
+    trained = [p for p in copy.net.parameters() if p.grad is not None and p.grad.abs().max() > 0]
+    assert len(trained) > len(list(copy.net.parameters())) // 2
+    assert all(p.grad is None for p in original.parameters())
+    with torch.no_grad():
+        for p in copy.net.parameters():
+            p.add_(0.05)
+    assert not torch.allclose(copy.velocity(x, t, **conditioning), before)
+    torch.testing.assert_close(original.velocity(x, t, **conditioning).detach(), before)

@@ -14,7 +14,6 @@ same command resumes. A flat loop, no Lightning: one model, one optimizer, one l
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import signal
@@ -27,7 +26,7 @@ import torch
 
 from engine.errors import InputError
 from engine.sample_batch import Item, sample_batch
-from engine.modelfile import DrumDiffusion, load_model, save_model
+from engine.modelfile import DrumDiffusion, copy_model, load_model, save_model
 from engine.sampling import alpha_sigma, linear_ts, predict_x0, sample_ddim
 from engine.settings import model_settings
 
@@ -88,7 +87,7 @@ def distill(setup: DistillSetup, run: Path, output: Path, device: str = "cpu", m
             optimizer.step()
             step += 1
         round_index, step = round_index + 1, 0
-        teachers = copy.deepcopy(student).eval().requires_grad_(False)   # the next round's teacher
+        teachers = copy_model(student).eval().requires_grad_(False)   # the next round's teacher
         optimizer = torch.optim.Adam(student.parameters(), lr=setup.learning_rate)
         _save_state(run, student, optimizer, round_index, step, teachers)
     sampling = {"steps": rounds[-1], "sampler": "ddim", "schedule": "linear", "guidance": 1.0}
@@ -161,7 +160,7 @@ def _load_state(run: Path, device: str) -> dict | None:
 
 
 def _student(teacher: DrumDiffusion, state: dict | None) -> DrumDiffusion:
-    student = copy.deepcopy(teacher).train().requires_grad_(True)
+    student = copy_model(teacher).train().requires_grad_(True)
     if state:
         student.load_state_dict(state["student"])
     return student
@@ -169,7 +168,7 @@ def _student(teacher: DrumDiffusion, state: dict | None) -> DrumDiffusion:
 
 def _teacher_of_round(teacher: DrumDiffusion, state: dict | None) -> DrumDiffusion:
     if state and "teacher" in state:
-        round_teacher = copy.deepcopy(teacher)
+        round_teacher = copy_model(teacher)
         round_teacher.load_state_dict(state["teacher"])
         return round_teacher.eval().requires_grad_(False)
     return teacher.eval().requires_grad_(False)

@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 import torch
 from torch.optim.swa_utils import AveragedModel
 
-from engine.modelfile import DrumDiffusion
+from engine.modelfile import DrumDiffusion, copy_model
 from training.config import Recipe
 from training.objective import v_loss
 
@@ -19,6 +19,7 @@ class DiffusionTraining(pl.LightningModule):
         self.model = model
         self.recipe = recipe
         self.ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(recipe.ema_decay), use_buffers=True)
+        self.ema.module = copy_model(model)   # AveragedModel's deep copy would run the online model's layers
         self.ema.requires_grad_(False)
 
     @property
