@@ -145,6 +145,7 @@ def _start_writer(stack: ExitStack, recorder: Recorder, hits: HitLogWriter, path
 
     done = threading.Event()
     handle = soundfile.SoundFile(str(path), "w", samplerate=rate, channels=2, subtype="PCM_24")
+    written_to = os.stat(path).st_ino
     frames = 0
 
     def write() -> None:
@@ -152,6 +153,10 @@ def _start_writer(stack: ExitStack, recorder: Recorder, hits: HitLogWriter, path
         try:
             while not done.wait(0.1):
                 frames += _write_block(handle, recorder.take(), hits)
+                if not _names_file(path, written_to):   # its folder was removed or it was replaced
+                    print(f"\nnoisepad: recording to {path} stopped: the file or its folder went away; "
+                          "the audio goes on", file=sys.stderr, flush=True)
+                    return
             frames += _write_block(handle, recorder.take(), hits)
         except (OSError, RuntimeError) as error:   # disk full, file too large, device gone
             print(f"\nnoisepad: recording to {path} stopped ({error_line(error)}); what was written is kept "
@@ -167,6 +172,14 @@ def _start_writer(stack: ExitStack, recorder: Recorder, hits: HitLogWriter, path
     thread.start()
     stack.callback(thread.join)
     stack.callback(done.set)
+
+
+def _names_file(path: Path, inode: int) -> bool:
+    """Whether `path` still names the file we opened (Linux writes on into an unlinked one)."""
+    try:
+        return os.stat(path).st_ino == inode
+    except OSError:
+        return False
 
 
 def _write_block(handle, block: np.ndarray, hits: HitLogWriter) -> int:

@@ -266,6 +266,32 @@ def test_a_recording_that_hits_the_file_size_limit_stops_with_a_message_and_stay
     assert rate == RATE and 0.5 * RATE < len(audio) <= limit / 6
 
 
+def test_a_recording_whose_folder_is_removed_stops_with_a_message_and_the_audio_goes_on(click_preset, tmp_path):
+    import shutil
+
+    takes = tmp_path / "takes"
+    takes.mkdir()
+    with jack_server(rate=RATE, period=PERIOD) as server:
+        command = [sys.executable, "-m", "noisepad_cli", "play", "--audio", "jack", "--virtual",
+                   "--preset", str(click_preset), "--cache", str(tmp_path / "cache"), "--record", str(takes / "take.wav")]
+        log = open(tmp_path / "play.log", "w+")
+        process = subprocess.Popen(command, env=dict(server.env, PYTHONUNBUFFERED="1"), stdout=log,
+                                   stderr=subprocess.STDOUT, text=True)
+        try:
+            wait_for(log, "every pad ready", process)
+            shutil.rmtree(takes)
+            wait_for(log, "the file or its folder went away", process)
+            with keys_and_output(server) as (keys, recorder):
+                sent = keys.schedule_midi([(keys.frame_time + RATE // 10 + i * 4410, [0x99, 36, 100]) for i in range(4)])
+                recorder.wait_until(sent[-1] + RATE // 4)
+                onsets = [recorder.first_onset(after=frame) for frame in sent]
+        finally:
+            output = stop_play(process, log)
+    assert process.returncode == 0, output
+    assert output.count("went away") == 1 and "Traceback" not in output, output
+    assert None not in onsets                                   # the audio went on
+
+
 def test_a_controller_unplugged_and_plugged_back_in_plays_again(click_preset, tmp_path):
     with jack_server(rate=RATE, period=PERIOD) as server:
         controller = JackRecorder(server, channels=0, name="controller")
