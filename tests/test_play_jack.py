@@ -234,6 +234,26 @@ def test_a_killed_generator_comes_back_and_the_audio_never_stops(click_preset, t
     assert "generator restarts 1" in output.splitlines()[-1], output
 
 
+def record_then_hit(server, click_preset, tmp_path, take, trouble, preexec_fn=None):
+    """`play --record take` as a JACK client; once every pad is ready, `trouble(log, process)`,
+    then four hits. Returns play's exit code, what it printed, and the hits' onsets."""
+    command = [sys.executable, "-m", "noisepad_cli", "play", "--audio", "jack", "--virtual",
+               "--preset", str(click_preset), "--cache", str(tmp_path / "cache"), "--record", str(take)]
+    log = open(tmp_path / "play.log", "w+")
+    process = subprocess.Popen(command, env=dict(server.env, PYTHONUNBUFFERED="1"), stdout=log,
+                               stderr=subprocess.STDOUT, text=True, preexec_fn=preexec_fn)
+    try:
+        wait_for(log, "every pad ready", process)
+        trouble(log, process)
+        with keys_and_output(server) as (keys, recorder):
+            sent = keys.schedule_midi([(keys.frame_time + RATE // 10 + i * 4410, [0x99, 36, 100]) for i in range(4)])
+            recorder.wait_until(sent[-1] + RATE // 4)
+            onsets = [recorder.first_onset(after=frame) for frame in sent]
+    finally:
+        output = stop_play(process, log)
+    return process.returncode, output, onsets
+
+
 def test_a_recording_that_hits_the_file_size_limit_stops_with_a_message_and_stays_readable(click_preset, tmp_path):
     import resource
 
@@ -243,22 +263,13 @@ def test_a_recording_that_hits_the_file_size_limit_stops_with_a_message_and_stay
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past it fails instead of killing
 
+    def file_full(log, process):
+        wait_for(log, "recording to", process)   # it stops once the file reaches the limit
+
     with jack_server(rate=RATE, period=PERIOD) as server:
-        command = [sys.executable, "-m", "noisepad_cli", "play", "--audio", "jack", "--virtual",
-                   "--preset", str(click_preset), "--cache", str(tmp_path / "cache"), "--record", str(tmp_path / "take.wav")]
-        log = open(tmp_path / "play.log", "w+")
-        process = subprocess.Popen(command, env=dict(server.env, PYTHONUNBUFFERED="1"), stdout=log,
-                                   stderr=subprocess.STDOUT, text=True, preexec_fn=small_files)
-        try:
-            wait_for(log, "every pad ready", process)
-            wait_for(log, "recording to", process)   # it stops once the file reaches the limit
-            with keys_and_output(server) as (keys, recorder):
-                sent = keys.schedule_midi([(keys.frame_time + RATE // 10 + i * 4410, [0x99, 36, 100]) for i in range(4)])
-                recorder.wait_until(sent[-1] + RATE // 4)
-                onsets = [recorder.first_onset(after=frame) for frame in sent]
-        finally:
-            output = stop_play(process, log)
-    assert process.returncode == 0, output
+        code, output, onsets = record_then_hit(server, click_preset, tmp_path, tmp_path / "take.wav", file_full,
+                                               preexec_fn=small_files)
+    assert code == 0, output
     assert "stopped (" in output and "what was written is kept and the audio goes on" in output
     assert "Traceback" not in output, output
     assert None not in onsets                                   # the audio went on
@@ -271,23 +282,14 @@ def test_a_recording_whose_folder_is_removed_stops_with_a_message_and_the_audio_
 
     takes = tmp_path / "takes"
     takes.mkdir()
+
+    def folder_removed(log, process):
+        shutil.rmtree(takes)
+        wait_for(log, "the file or its folder went away", process)
+
     with jack_server(rate=RATE, period=PERIOD) as server:
-        command = [sys.executable, "-m", "noisepad_cli", "play", "--audio", "jack", "--virtual",
-                   "--preset", str(click_preset), "--cache", str(tmp_path / "cache"), "--record", str(takes / "take.wav")]
-        log = open(tmp_path / "play.log", "w+")
-        process = subprocess.Popen(command, env=dict(server.env, PYTHONUNBUFFERED="1"), stdout=log,
-                                   stderr=subprocess.STDOUT, text=True)
-        try:
-            wait_for(log, "every pad ready", process)
-            shutil.rmtree(takes)
-            wait_for(log, "the file or its folder went away", process)
-            with keys_and_output(server) as (keys, recorder):
-                sent = keys.schedule_midi([(keys.frame_time + RATE // 10 + i * 4410, [0x99, 36, 100]) for i in range(4)])
-                recorder.wait_until(sent[-1] + RATE // 4)
-                onsets = [recorder.first_onset(after=frame) for frame in sent]
-        finally:
-            output = stop_play(process, log)
-    assert process.returncode == 0, output
+        code, output, onsets = record_then_hit(server, click_preset, tmp_path, takes / "take.wav", folder_removed)
+    assert code == 0, output
     assert output.count("went away") == 1 and "Traceback" not in output, output
     assert None not in onsets                                   # the audio went on
 
