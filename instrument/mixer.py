@@ -232,10 +232,9 @@ class Mixer:
         mixed = _view(self._mixed, out.shape[1], m)
         np.sum(samples, axis=0, out=mixed)
         out += mixed.T
-        if pad_outs is not None:
-            pads = self.pad[voices]
-            for p in set(pads.tolist()):
-                pad_outs[p] += samples[pads == p].sum(axis=0).T
+        if pad_outs is not None:   # voice by voice: views only, nothing allocated
+            for i, p in enumerate(self.pad[voices].tolist()):
+                pad_outs[p] += samples[i].T
         self.position[voices] = positions + counts
         self.delay[voices] = np.where(starts < m, 0, starts - m)
         for v in voices[(positions + counts >= lengths) | (self.fade_pos[voices] >= self._fade)]:
