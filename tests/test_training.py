@@ -271,3 +271,20 @@ def test_recipe_options_train(dataset, tmp_path, settings):
     assert main(["train", str(dataset), "--config", str(config), "-o", str(run), "--steps", "3", "--quiet"]) == 0
     assert last_checkpoint(run)["global_step"] == 3
     assert all(torch.isfinite(w).all() for w in load_model(run / "model.safetensors").state_dict().values())
+
+
+def test_the_ema_runs_its_own_layers_not_the_trained_models():
+    from tests.tiny_models import tiny_model
+    from training.config import Recipe
+    from training.module import DiffusionTraining
+
+    model = tiny_model(("kick",)).float()
+    training = DiffusionTraining(model, Recipe())
+    x, t = torch.randn(1, 2, 1024), torch.full((1,), 0.5)
+    conditioning = model.conditioning(torch.zeros(1, dtype=torch.long))
+    before = training.ema_model.velocity(x, t, **conditioning).detach()
+    with torch.no_grad():
+        for parameter in model.net.parameters():
+            parameter.add_(0.05)   # the model trains on; the EMA has not been updated
+    assert not torch.allclose(model.velocity(x, t, **conditioning), before)
+    torch.testing.assert_close(training.ema_model.velocity(x, t, **conditioning).detach(), before)
