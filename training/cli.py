@@ -97,6 +97,7 @@ def _add_distill(commands) -> None:
     command.add_argument("--lr", type=float, default=5e-5, help="learning rate (default 5e-5)")
     command.add_argument("--samples-per-class", type=int, default=16, help="teacher one-shots to learn from (default 16)")
     command.add_argument("--minutes", type=float, help="stop after this long in this session (the run is saved)")
+    command.add_argument("--half", action="store_true", help="store the student's weights in fp16 (half the size)")
     command.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: best available)")
     command.set_defaults(run=run_distill)
 
@@ -109,7 +110,7 @@ def run_distill(args) -> int:
     setup = DistillSetup(teacher=str(args.model.resolve()), steps=args.steps, iterations=args.iterations,
                          batch_size=args.batch_size, learning_rate=args.lr, samples_per_class=args.samples_per_class)
     run = args.run_folder or args.output.with_suffix(".run")
-    written = distill(setup, run, args.output, device=_device_name(args.device), minutes=args.minutes)
+    written = distill(setup, run, args.output, device=_device_name(args.device), minutes=args.minutes, half=args.half)
     if written is None:
         print(f"stopped; {run} is saved: run the same command to go on")
     else:

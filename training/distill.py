@@ -55,9 +55,11 @@ class DistillSetup:
         return [teacher_steps >> r for r in range(1, int(math.log2(teacher_steps // self.steps)) + 1)]
 
 
-def distill(setup: DistillSetup, run: Path, output: Path, device: str = "cpu", minutes: float | None = None) -> Path | None:
-    """Train (or resume) the run; write the student to `output` when its last round is done.
-    Returns the output path, or None when stopped early (the run is saved)."""
+def distill(setup: DistillSetup, run: Path, output: Path, device: str = "cpu", minutes: float | None = None,
+            half: bool = False) -> Path | None:
+    """Train (or resume) the run; write the student to `output` when its last round is done
+    (`half`: its weights stored in fp16). Returns the output path, or None when stopped early
+    (the run is saved)."""
     teacher = load_model(setup.teacher, device).float()
     settings = model_settings(teacher.config)
     rounds = setup.rounds(settings.steps)
@@ -93,7 +95,7 @@ def distill(setup: DistillSetup, run: Path, output: Path, device: str = "cpu", m
     sampling = {"steps": rounds[-1], "sampler": "ddim", "schedule": "linear", "guidance": 1.0}
     final = DrumDiffusion(replace(teacher.config, sampling=sampling))
     final.load_state_dict(student.state_dict())
-    return save_model(final, output)
+    return save_model(final, output, torch.float16 if half else torch.float32)
 
 
 def distillation_loss(student: DrumDiffusion, teacher: DrumDiffusion, x: torch.Tensor, labels: torch.Tensor,
