@@ -208,7 +208,7 @@ class Mixer:
         self._limit(out)
         self.frame += frames
         if pad_outs is not None:
-            _finite_peak(pad_outs)
+            _finite_peak(pad_outs)   # for its zeroing of any NaN or infinity; the peak is not needed
             _clip_to_unit(pad_outs)
 
     def _mix_chunk(self, voices: np.ndarray, out: np.ndarray, pad_outs: np.ndarray | None) -> None:
