@@ -1,8 +1,10 @@
 """Training recipes side by side: each config trained for the same minutes on the same data.
 
-    python -m benchmarks.recipes DATA -o OUT --minutes 4 [--config default --config seed]
+    python -m benchmarks.recipes DATA -o OUT --minutes 4 [--config default --config seed] [--init MODEL]
 
-Each config trains into OUT/runs/NAME (run again with more --minutes to train on), then its
+A config is a built-in name or a YAML file (benchmarks/recipe_configs/ holds one-change
+variants of the default recipe, for fine-tuning the shipped model with --init). Each config
+trains into OUT/runs/NAME (run again with more --minutes to train on), then its
 EMA weights are exported to OUT/NAME.safetensors for benchmarks/quality.py, e.g. the seed's
 way of sampling:
     python -m benchmarks.quality DATA --eval default=OUT/default.safetensors \
@@ -43,7 +45,7 @@ def summarize(name: str, run: Path, model_file: Path, seconds: float) -> str:
     allocated, reserved = logged(run, "gpu_peak_mib"), logged(run, "gpu_peak_reserved_mib")
     memory = f"{max(allocated):.0f} / {max(reserved):.0f}" if allocated and reserved else "no GPU"
     parameters = sum(p.numel() for p in load_model(model_file).parameters()) / 1e6
-    return (f"| {name} | {parameters:.1f} M | {recipe.batch_size} × {recipe.accumulate} | {seconds / 60:.1f} | {steps} | "
+    return (f"| {Path(name).stem} | {parameters:.1f} M | {recipe.batch_size} × {recipe.accumulate} | {seconds / 60:.1f} | {steps} | "
             f"{steps * recipe.batch_size * recipe.accumulate} | {memory} |")
 
 
@@ -53,6 +55,7 @@ def main() -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, help="folder for the runs and models")
     parser.add_argument("--minutes", type=float, required=True, help="training time of each config")
     parser.add_argument("--config", action="append", help="configs to compare (default: default and seed)")
+    parser.add_argument("--init", type=Path, help="fine-tune every config from this engine model file")
     args = parser.parse_args()
 
     names = args.config or ["default", "seed"]
@@ -60,13 +63,14 @@ def main() -> None:
     print(f"Machine: {platform.machine()}, {device}, torch {torch.__version__}; {args.minutes} min per config\n")
     lines = []
     for name in names:
-        run, model_file = args.output / "runs" / name, args.output / f"{name}.safetensors"
+        stem = Path(name).stem
+        run, model_file = args.output / "runs" / stem, args.output / f"{stem}.safetensors"
         if torch.cuda.is_available():   # each config's own peak, not the highest so far
             gc.collect()
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
-        train(args.data, name, run, minutes=args.minutes, progress=False)
+        train(args.data, name, run, init=args.init, minutes=args.minutes, progress=False)
         seconds = time.perf_counter() - start
         export(run, model_file)
         lines.append(summarize(name, run, model_file, seconds))

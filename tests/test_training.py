@@ -18,6 +18,7 @@ import yaml
 from engine.modelfile import DrumDiffusion, load_model
 from noisepad_cli import main
 from tests.drum_files import write_class_folders
+from training.config import load_config
 from training.dataset import load_split, read_manifest
 from training.objective import v_loss
 from training.run import LAST_CHECKPOINT, _initialise, read_checkpoint
@@ -242,6 +243,15 @@ def test_a_config_on_a_base_changes_only_what_it_names_and_its_rate_decays(datas
     assert recorded["model"] == tiny["model"] and recorded["train"]["batch_size"] == tiny["train"]["batch_size"]
     group = last_checkpoint(run)["optimizer_states"][0]["param_groups"][0]
     assert group["lr"] == pytest.approx(0.1 * tiny["train"]["learning_rate"])
+
+
+def test_a_base_beside_the_config_comes_before_a_built_in_one(tmp_path):
+    (tmp_path / "tiny.yaml").write_text("base: tiny\ntrain:\n  learning_rate: 0.123\n")
+    (tmp_path / "variant.yaml").write_text("base: tiny\ntrain:\n  noise_shift: 0.5\n")
+    variant = load_config(str(tmp_path / "variant.yaml"))
+    built_in = load_config("tiny")
+    assert variant.recipe.learning_rate == 0.123 and variant.recipe.noise_shift == 0.5
+    assert variant.model == built_in.model and variant.recipe.batch_size == built_in.recipe.batch_size
 
 
 def test_shifted_noise_levels_move_training_towards_more_or_less_noise():

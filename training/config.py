@@ -1,7 +1,8 @@
 """Training configs: a model section (the UNet) and a train section (the recipe), from YAML.
 
 `NAME` means training/configs/NAME.yaml; anything else is a path. A config with `base: NAME`
-takes that config's model section and its train settings, and changes the settings it names.
+takes that config's model section and its train settings, and changes the settings it names;
+NAME is another config beside it (NAME.yaml in its folder) or else a built-in one.
 """
 
 from __future__ import annotations
@@ -99,9 +100,13 @@ def load_config(name_or_file: str) -> TrainConfig:
 
 def _on_base(data: dict, path: Path) -> dict:
     base_name = data["base"]
-    if not isinstance(base_name, str) or config_path(base_name) == path:
+    if not isinstance(base_name, str):
         raise InputError(path, f"base: must name another config, not {base_name!r}")
-    base = load_config(base_name)
+    beside = path.parent / f"{base_name}.yaml"
+    base_path = beside if beside.is_file() and beside.resolve() != path.resolve() else config_path(base_name)
+    if base_path.resolve() == path.resolve():
+        raise InputError(path, f"base: must name another config, not {base_name!r}")
+    base = load_config(str(base_path))
     train = data.get("train") or {}
     if not isinstance(train, dict):
         raise InputError(path, "train must be a mapping")
